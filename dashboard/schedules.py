@@ -1,0 +1,13 @@
+"""Every periodic schedule of the product, in one place.
+
+Report schedules that users edit on the Reports page are rows, not entries here: the
+`reports_due` tick below runs whichever of them are due. (django-celery-beat would keep them in its
+own tables, but its releases pin Django below 6.1.)
+"""
+
+BEAT_SCHEDULE = {
+    "heartbeat": {
+        "task": "migrations_audit.tasks.heartbeat",
+        "schedule": 60.0,
+    },
+}

@@ -1,0 +1,23 @@
+"""The data model, one module per stage of the pipeline."""
+
+from .capture import Exchange
+from .core import ApiToken, ApiVersion, Client, Membership, Team, Upstream
+from .diff import ChangelogRule, Difference, DifferenceSignature, RequestFinding
+from .replay import ReplayAttempt, ReplayResult, ReplayRun
+
+__all__ = [
+    "ApiToken",
+    "ApiVersion",
+    "ChangelogRule",
+    "Client",
+    "Difference",
+    "DifferenceSignature",
+    "Exchange",
+    "Membership",
+    "ReplayAttempt",
+    "ReplayResult",
+    "ReplayRun",
+    "RequestFinding",
+    "Team",
+    "Upstream",
+]

@@ -1,0 +1,54 @@
+"""What clients sent and what they got back."""
+
+from django.db import models
+
+from .core import Client, Upstream
+
+
+class Exchange(models.Model):
+    """One recorded request and its response. Secrets are masked before a row is ever written."""
+
+    class Source(models.TextChoices):
+        PROXY = "proxy", "Proxy"
+        INGEST = "ingest", "Ingest API"
+        HAR = "har", "HAR import"
+        DEMO = "demo", "Demo data"
+
+    upstream = models.ForeignKey(Upstream, on_delete=models.CASCADE, related_name="exchanges")
+    client = models.ForeignKey(Client, null=True, blank=True, on_delete=models.SET_NULL, related_name="exchanges")
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.PROXY)
+    started_at = models.DateTimeField(db_index=True)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=500)
+    query = models.CharField(max_length=2000, blank=True)
+    # "METHOD /path" without the query: what pages group by and replay allows.
+    endpoint = models.CharField(max_length=520)
+    api_version = models.CharField(max_length=50, blank=True, help_text="The version header the client sent.")
+    user_agent = models.CharField(max_length=300, blank=True)
+    sdk = models.CharField(max_length=100, blank=True, help_text="SDK and version, from the user agent.")
+    request_headers = models.JSONField(default=dict)
+    request_body = models.BinaryField(default=b"")
+    status = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Null when no response came.")
+    response_headers = models.JSONField(default=dict)
+    # For a stream: the raw SSE bytes exactly as received; response_events holds them parsed.
+    response_body = models.BinaryField(default=b"")
+    streamed = models.BooleanField(default=False)
+    response_events = models.JSONField(default=list, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+    first_byte_ms = models.FloatField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True, help_text="Transport failure, if any.")
+    # sha256 of method, path, body and version: ingest and HAR import store each once.
+    content_hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [
+            models.Index(fields=["upstream", "-started_at", "-id"], name="exchange_upstream_time"),
+            models.Index(fields=["upstream", "content_hash"], name="exchange_upstream_hash"),
+            models.Index(fields=["upstream", "endpoint", "-started_at"], name="exchange_endpoint_time"),
+            models.Index(fields=["upstream", "api_version", "-started_at"], name="exchange_version_time"),
+            models.Index(fields=["client", "-started_at"], name="exchange_client_time"),
+        ]
+
+    def __str__(self):
+        return f"{self.method} {self.path} [{self.api_version or '-'}] {self.status or 'no response'}"

@@ -1,0 +1,115 @@
+"""Differences between versions, the changelog rules that explain them, and their aggregates."""
+
+from django.db import models
+
+from .capture import Exchange
+from .core import Client, Upstream
+from .replay import ReplayRun
+
+
+class Classification(models.TextChoices):
+    BREAKING = "breaking", "Breaking"
+    ADDITIVE = "additive", "Additive"
+    NOISE = "noise", "Noise"
+
+
+class ChangelogRule(models.Model):
+    """A changelog entry, as data: which differences between two versions it explains.
+
+    `match` is declarative (kind, path pattern, request field...); see migrations_audit.diff.rules.
+    Request rules (kind "request") reject a request under `version_to` before any replay.
+    """
+
+    upstream = models.ForeignKey(Upstream, on_delete=models.CASCADE, related_name="changelog_rules")
+    key = models.SlugField(max_length=100, help_text="Stable identifier, e.g. complete-exception-removed.")
+    version_from = models.CharField(max_length=50)
+    version_to = models.CharField(max_length=50)
+    title = models.CharField(max_length=200)
+    explanation = models.TextField(blank=True)
+    classification = models.CharField(max_length=10, choices=Classification.choices)
+    match = models.JSONField(default=dict)
+    documentation_url = models.URLField(blank=True)
+
+    class Meta:
+        ordering = ["upstream", "version_to", "key"]
+        constraints = [models.UniqueConstraint(fields=["upstream", "key"], name="rule_unique")]
+
+    def __str__(self):
+        return f"{self.version_from} -> {self.version_to}: {self.title}"
+
+
+class Difference(models.Model):
+    """One difference between the responses one exchange got under two versions."""
+
+    upstream = models.ForeignKey(Upstream, on_delete=models.CASCADE, related_name="differences")
+    exchange = models.ForeignKey(Exchange, on_delete=models.CASCADE, related_name="differences")
+    run = models.ForeignKey(ReplayRun, null=True, blank=True, on_delete=models.CASCADE, related_name="differences")
+    version_from = models.CharField(max_length=50)
+    version_to = models.CharField(max_length=50)
+    kind = models.CharField(max_length=40)
+    path = models.CharField(max_length=500, help_text="JSON pointer, or a location such as header:x-foo.")
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    classification = models.CharField(max_length=10, choices=Classification.choices)
+    rule = models.ForeignKey(ChangelogRule, null=True, blank=True, on_delete=models.SET_NULL)
+    signature = models.CharField(max_length=64, db_index=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["upstream", "signature"], name="difference_signature"),
+            models.Index(fields=["exchange", "version_to"], name="difference_exchange"),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} {self.path} ({self.classification})"
+
+    @property
+    def explained(self) -> bool:
+        return self.rule_id is not None
+
+
+class DifferenceSignature(models.Model):
+    """Aggregate of the differences that share kind, path and rule, kept up to date incrementally."""
+
+    upstream = models.ForeignKey(Upstream, on_delete=models.CASCADE, related_name="signatures")
+    signature = models.CharField(max_length=64)
+    version_from = models.CharField(max_length=50)
+    version_to = models.CharField(max_length=50)
+    endpoint = models.CharField(max_length=520)
+    kind = models.CharField(max_length=40)
+    path = models.CharField(max_length=500)
+    classification = models.CharField(max_length=10, choices=Classification.choices)
+    rule = models.ForeignKey(ChangelogRule, null=True, blank=True, on_delete=models.SET_NULL)
+    count = models.PositiveIntegerField(default=0)
+    exchanges = models.PositiveIntegerField(default=0)
+    clients = models.ManyToManyField(Client, blank=True, related_name="signatures")
+    example = models.ForeignKey(Exchange, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    acknowledged = models.BooleanField(default=False)
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["upstream", "signature"], name="signature_unique")]
+
+    def __str__(self):
+        return f"{self.kind} {self.path} x{self.count}"
+
+
+class RequestFinding(models.Model):
+    """A recorded request that a version's request rules reject, found without any replay."""
+
+    upstream = models.ForeignKey(Upstream, on_delete=models.CASCADE, related_name="request_findings")
+    exchange = models.ForeignKey(Exchange, on_delete=models.CASCADE, related_name="request_findings")
+    client = models.ForeignKey(Client, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    version = models.CharField(max_length=50, help_text="The version whose rules reject the request.")
+    rule = models.ForeignKey(ChangelogRule, on_delete=models.CASCADE, related_name="findings")
+    field = models.CharField(max_length=200, help_text="The request field at fault, as a JSON pointer.")
+    message = models.CharField(max_length=500)
+    # None until a replay under `version` answered: True if it rejected the request too.
+    confirmed = models.BooleanField(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["exchange", "version", "rule", "field"], name="finding_unique")
+        ]
+        indexes = [models.Index(fields=["upstream", "version", "rule"], name="finding_rule")]

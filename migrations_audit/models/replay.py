@@ -1,0 +1,94 @@
+"""Replays of recorded exchanges against each API version."""
+
+from django.conf import settings
+from django.db import models
+
+from .capture import Exchange
+from .core import Upstream
+
+
+class ReplayRun(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        CANCELLED = "cancelled", "Cancelled"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+
+    upstream = models.ForeignKey(Upstream, on_delete=models.CASCADE, related_name="runs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    versions = models.JSONField(default=list)
+    # The filter that chose the exchanges (client, endpoint, time range, streamed, sample size).
+    selection = models.JSONField(default=dict, blank=True)
+    noise_sample_rate = models.FloatField(default=0.1)
+    token_budget = models.PositiveIntegerField(null=True, blank=True)
+    tokens_spent = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["upstream", "-created_at"], name="run_upstream_time")]
+
+    def __str__(self):
+        return f"Run #{self.pk} of {self.upstream.slug}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.Status.PENDING, self.Status.RUNNING)
+
+
+class ReplayResult(models.Model):
+    """The response one exchange got under one version. Attempt 1 is the replay; attempt 2 the
+    repeat of the noise sample. Unique per (run, exchange, version, attempt), so work is idempotent."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        RETRYING = "retrying", "Retrying"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    run = models.ForeignKey(ReplayRun, on_delete=models.CASCADE, related_name="results")
+    exchange = models.ForeignKey(Exchange, on_delete=models.CASCADE, related_name="replay_results")
+    version = models.CharField(max_length=50)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    state = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    leased_until = models.DateTimeField(null=True, blank=True)
+    status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict)
+    response_body = models.BinaryField(default=b"")
+    streamed = models.BooleanField(default=False)
+    response_events = models.JSONField(default=list, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+    tries = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "exchange", "version", "attempt"], name="result_unique"),
+        ]
+        indexes = [models.Index(fields=["run", "state"], name="result_run_state")]
+
+    def __str__(self):
+        return f"{self.exchange_id}@{self.version}#{self.attempt}: {self.state}"
+
+
+class ReplayAttempt(models.Model):
+    """Each HTTP try behind a result, so the UI can show retries and their errors."""
+
+    result = models.ForeignKey(ReplayResult, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveSmallIntegerField()
+    started_at = models.DateTimeField()
+    duration_ms = models.FloatField(null=True, blank=True)
+    status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["result", "number"]
+        constraints = [models.UniqueConstraint(fields=["result", "number"], name="attempt_unique")]
