@@ -50,6 +50,7 @@ def env_url(name: str, default: str, *, schemes: tuple[str, ...]) -> str:
     scheme = value.split("://", 1)[0] if "://" in value else ""
     if not any(scheme.startswith(allowed) for allowed in schemes):
         raise ImproperlyConfigured(
-            f"{name} must be a URL starting with one of {', '.join(s + '://' for s in schemes)}; got {value!r}"
+            f"{name} must be a URL starting with one of "
+            f"{', '.join(scheme + '://' for scheme in schemes)}; got {value!r}"
         )
     return value

@@ -88,7 +88,15 @@ class SseParser:
         for back in range(1, min(4, len(data)) + 1):
             byte = data[-back]
             if byte & 0xC0 != 0x80:
-                needed = 2 if byte & 0xE0 == 0xC0 else 3 if byte & 0xF0 == 0xE0 else 4 if byte & 0xF8 == 0xF0 else 1
+                needed = (
+                    2
+                    if byte & 0xE0 == 0xC0
+                    else 3
+                    if byte & 0xF0 == 0xE0
+                    else 4
+                    if byte & 0xF8 == 0xF0
+                    else 1
+                )
                 if needed > back:
                     self._decoder_tail = data[-back:]
                     return data[:-back].decode("utf-8", errors="replace")
@@ -112,9 +120,8 @@ class SseParser:
         elif name == "id":
             if "\0" not in value:
                 self._id = value
-        elif name == "retry":
-            if value.isdigit():
-                self._retry = int(value)
+        elif name == "retry" and value.isdigit():
+            self._retry = int(value)
         return None
 
     def _dispatch(self) -> SseEvent | None:

@@ -1,7 +1,7 @@
 """The data model, one module per stage of the pipeline."""
 
 from .capture import Exchange
-from .core import ApiToken, ApiVersion, Client, Membership, Team, Upstream
+from .core import ApiToken, ApiVersion, Client, Membership, Team, Upstream, WorkerHeartbeat
 from .diff import ChangelogRule, Difference, DifferenceSignature, RequestFinding
 from .replay import ReplayAttempt, ReplayResult, ReplayRun
 
@@ -20,4 +20,5 @@ __all__ = [
     "RequestFinding",
     "Team",
     "Upstream",
+    "WorkerHeartbeat",
 ]

@@ -15,7 +15,9 @@ class Exchange(models.Model):
         DEMO = "demo", "Demo data"
 
     upstream = models.ForeignKey(Upstream, on_delete=models.CASCADE, related_name="exchanges")
-    client = models.ForeignKey(Client, null=True, blank=True, on_delete=models.SET_NULL, related_name="exchanges")
+    client = models.ForeignKey(
+        Client, null=True, blank=True, on_delete=models.SET_NULL, related_name="exchanges"
+    )
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.PROXY)
     started_at = models.DateTimeField(db_index=True)
     method = models.CharField(max_length=10)

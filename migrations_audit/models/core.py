@@ -44,7 +44,9 @@ class Upstream(models.Model):
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="upstreams")
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=100, unique=True, help_text="Clients use /proxy/<slug>/ as base URL.")
-    base_url = models.URLField(help_text="Where the proxy and replays send requests, e.g. https://api.anthropic.com")
+    base_url = models.URLField(
+        help_text="Where the proxy and replays send requests, e.g. https://api.anthropic.com"
+    )
     version_header = models.CharField(max_length=100, default="anthropic-version")
     baseline_version = models.CharField(max_length=50, blank=True)
     target_version = models.CharField(max_length=50, blank=True)
@@ -53,8 +55,12 @@ class Upstream(models.Model):
     replayable_endpoints = models.JSONField(default=list, blank=True)
     # Response headers that differ on every call (dates, ids, rate-limit counters): never a difference.
     volatile_headers = models.JSONField(default=list, blank=True)
-    rate_limit_rps = models.FloatField(default=50.0, help_text="Replay requests per second, all workers together.")
-    rate_limit_concurrency = models.PositiveIntegerField(default=8, help_text="Replay requests in flight at once.")
+    rate_limit_rps = models.FloatField(
+        default=50.0, help_text="Replay requests per second, all workers together."
+    )
+    rate_limit_concurrency = models.PositiveIntegerField(
+        default=8, help_text="Replay requests in flight at once."
+    )
     max_tokens_clamp = models.PositiveIntegerField(
         null=True, blank=True, help_text="Replays send at most this many max_tokens (caps cost)."
     )
@@ -144,3 +150,13 @@ class ApiToken(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.prefix}…)"
+
+
+class WorkerHeartbeat(models.Model):
+    """Written by a periodic task, so the dashboard can tell whether any worker is alive."""
+
+    hostname = models.CharField(max_length=200, unique=True)
+    seen_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.hostname} at {self.seen_at:%H:%M:%S}"

@@ -43,7 +43,9 @@ class Difference(models.Model):
 
     upstream = models.ForeignKey(Upstream, on_delete=models.CASCADE, related_name="differences")
     exchange = models.ForeignKey(Exchange, on_delete=models.CASCADE, related_name="differences")
-    run = models.ForeignKey(ReplayRun, null=True, blank=True, on_delete=models.CASCADE, related_name="differences")
+    run = models.ForeignKey(
+        ReplayRun, null=True, blank=True, on_delete=models.CASCADE, related_name="differences"
+    )
     version_from = models.CharField(max_length=50)
     version_to = models.CharField(max_length=50)
     kind = models.CharField(max_length=40)
@@ -113,3 +115,6 @@ class RequestFinding(models.Model):
             models.UniqueConstraint(fields=["exchange", "version", "rule", "field"], name="finding_unique")
         ]
         indexes = [models.Index(fields=["upstream", "version", "rule"], name="finding_rule")]
+
+    def __str__(self):
+        return f"{self.field} rejected under {self.version}"

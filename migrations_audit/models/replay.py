@@ -92,3 +92,6 @@ class ReplayAttempt(models.Model):
     class Meta:
         ordering = ["result", "number"]
         constraints = [models.UniqueConstraint(fields=["result", "number"], name="attempt_unique")]
+
+    def __str__(self):
+        return f"try {self.number}: {self.status or self.error}"

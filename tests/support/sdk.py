@@ -21,7 +21,9 @@ SDK_RELEASES = {
     "2": "anthropic>=2,<3",
 }
 
-CACHE_DIR = Path(os.environ.get("MIGRATION_AUDIT_SDK_CACHE", Path.home() / ".cache" / "migration-audit" / "sdk"))
+CACHE_DIR = Path(
+    os.environ.get("MIGRATION_AUDIT_SDK_CACHE", Path.home() / ".cache" / "migration-audit" / "sdk")
+)
 
 
 def sdk_python(release: str) -> Path:
@@ -36,7 +38,16 @@ def sdk_python(release: str) -> Path:
         if not ready.exists():
             subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
             subprocess.run(
-                [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", requirement, "httpx"],
+                [
+                    str(python),
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    requirement,
+                    "httpx",
+                ],
                 check=True,
             )
             ready.write_text(requirement)

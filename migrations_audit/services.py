@@ -1,0 +1,144 @@
+"""Services for the entities every stage shares: teams, upstreams, versions, tokens, clients."""
+
+import hashlib
+import secrets as token_generator
+from datetime import date
+
+from django.db import transaction
+from django.utils import timezone
+
+from migrations_audit import crypto
+from migrations_audit.models import ApiToken, ApiVersion, Client, Membership, Team, Upstream, WorkerHeartbeat
+
+# Anthropic's versions and endpoints: the defaults of a new upstream whose version header is
+# anthropic-version (see shared/reference/anthropic-versions.md).
+ANTHROPIC_VERSIONS = (
+    ("2023-01-01", date(2023, 1, 1)),
+    ("2023-06-01", date(2023, 6, 1)),
+    ("2026-10-21", date(2026, 10, 21)),
+)
+ANTHROPIC_REPLAYABLE_ENDPOINTS = ["POST /v1/messages", "POST /v1/complete", "POST /v1/messages/count_tokens"]
+ANTHROPIC_VOLATILE_HEADERS = [
+    "date",
+    "request-id",
+    "x-request-id",
+    "cf-ray",
+    "content-length",
+    "retry-after",
+    "anthropic-ratelimit-*",
+    "anthropic-organization-id",
+    "server-timing",
+    "via",
+    "x-envoy-upstream-service-time",
+]
+
+
+def team_create(*, name: str, slug: str, admin=None) -> Team:
+    with transaction.atomic():
+        team = Team.objects.create(name=name, slug=slug)
+        if admin is not None:
+            Membership.objects.create(team=team, user=admin, role=Membership.Role.ADMIN)
+    return team
+
+
+def upstream_create(
+    *,
+    team: Team,
+    name: str,
+    slug: str,
+    base_url: str,
+    version_header: str = "anthropic-version",
+    versions: list[tuple[str, date | None]] | None = None,
+    baseline_version: str = "",
+    target_version: str = "",
+    replay_key: str = "",
+    **options,
+) -> Upstream:
+    """Create an upstream with its versions; an Anthropic-style upstream gets Anthropic's defaults."""
+    is_anthropic = version_header.lower() == "anthropic-version"
+    if versions is None:
+        versions = list(ANTHROPIC_VERSIONS) if is_anthropic else []
+    options.setdefault("replayable_endpoints", list(ANTHROPIC_REPLAYABLE_ENDPOINTS) if is_anthropic else [])
+    options.setdefault("volatile_headers", list(ANTHROPIC_VOLATILE_HEADERS) if is_anthropic else ["date"])
+    with transaction.atomic():
+        upstream = Upstream.objects.create(
+            team=team,
+            name=name,
+            slug=slug,
+            base_url=base_url.rstrip("/"),
+            version_header=version_header.lower(),
+            baseline_version=baseline_version,
+            target_version=target_version,
+            **options,
+        )
+        ApiVersion.objects.bulk_create(
+            ApiVersion(upstream=upstream, name=version, released_on=released)
+            for version, released in versions
+        )
+        if replay_key:
+            upstream_set_replay_key(upstream=upstream, replay_key=replay_key)
+    return upstream
+
+
+def upstream_set_replay_key(*, upstream: Upstream, replay_key: str) -> None:
+    """Store a replay credential encrypted. It is never shown again, only replaced."""
+    upstream.replay_key_encrypted = crypto.encrypt(replay_key) if replay_key else ""
+    upstream.save(update_fields=["replay_key_encrypted"])
+
+
+def upstream_replay_key(*, upstream: Upstream) -> str | None:
+    """The credential replays send: the encrypted secret, else the named environment variable."""
+    import os
+
+    if upstream.replay_key_encrypted:
+        return crypto.decrypt(upstream.replay_key_encrypted)
+    if upstream.replay_key_env:
+        return os.environ.get(upstream.replay_key_env) or None
+    return None
+
+
+def api_token_create(*, team: Team, name: str, created_by=None) -> tuple[ApiToken, str]:
+    """A new ingest token. Returns the row and the token itself, which is shown once and not stored."""
+    token = "ma_" + token_generator.token_urlsafe(32)
+    row = ApiToken.objects.create(
+        team=team,
+        name=name,
+        prefix=token[:10],
+        token_hash=api_token_hash(token),
+        created_by=created_by,
+    )
+    return row, token
+
+
+def api_token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def api_token_authenticate(*, token: str) -> ApiToken | None:
+    row = (
+        ApiToken.objects.select_related("team")
+        .filter(token_hash=api_token_hash(token), revoked_at__isnull=True)
+        .first()
+    )
+    if row is not None:
+        ApiToken.objects.filter(pk=row.pk).update(last_used_at=timezone.now())
+    return row
+
+
+def worker_heartbeat_record(*, hostname: str) -> WorkerHeartbeat:
+    heartbeat, _ = WorkerHeartbeat.objects.update_or_create(
+        hostname=hostname, defaults={"seen_at": timezone.now()}
+    )
+    return heartbeat
+
+
+def client_for_identity(*, upstream: Upstream, kind: str, identity: str, seen_at=None) -> Client:
+    seen_at = seen_at or timezone.now()
+    client, created = Client.objects.get_or_create(
+        upstream=upstream,
+        identity=identity,
+        defaults={"kind": kind, "first_seen_at": seen_at, "last_seen_at": seen_at},
+    )
+    if not created and (client.last_seen_at is None or client.last_seen_at < seen_at):
+        Client.objects.filter(pk=client.pk).update(last_seen_at=seen_at)
+    return client

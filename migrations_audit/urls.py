@@ -1,0 +1,19 @@
+from django.urls import path
+
+from migrations_audit.views import pages
+
+app_name = "migrations_audit"
+
+urlpatterns = [
+    path("", pages.home, name="home"),
+    path("u/<slug:slug>/", pages.overview, name="overview"),
+    path("u/<slug:slug>/traffic/", pages.traffic, name="traffic"),
+    path("u/<slug:slug>/traffic/<int:exchange_id>/", pages.exchange_detail, name="exchange"),
+    path("u/<slug:slug>/runs/", pages.runs, name="runs"),
+    path("u/<slug:slug>/runs/<int:run_id>/", pages.run_detail, name="run"),
+    path("u/<slug:slug>/differences/", pages.differences, name="differences"),
+    path("u/<slug:slug>/clients/", pages.clients, name="clients"),
+    path("reports/", pages.reports, name="reports"),
+    path("settings/", pages.settings_page, name="settings"),
+    path("healthz", pages.health, name="health"),
+]

@@ -1,0 +1,190 @@
+"""Fixtures shared by every test: the users of our stories, and real processes."""
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+
+from migrations_audit import services
+from migrations_audit.models import Membership
+from tests.support.servers import PROJECT_ROOT, stop
+
+
+def pytest_configure(config):
+    # Tests serve static files from the source folders: no collectstatic manifest needed.
+    os.environ.setdefault("STATIC_MANIFEST", "0")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+# alice administers team A, bob only views it, charlie is in team B.
+
+
+@pytest.fixture
+def alice(db):
+    return get_user_model().objects.create_user("alice", "alice@example.com", "alice-password")
+
+
+@pytest.fixture
+def bob(db):
+    return get_user_model().objects.create_user("bob", "bob@example.com", "bob-password")
+
+
+@pytest.fixture
+def charlie(db):
+    return get_user_model().objects.create_user("charlie", "charlie@example.com", "charlie-password")
+
+
+@pytest.fixture
+def team_a(alice, bob):
+    team = services.team_create(name="Team A", slug="team-a", admin=alice)
+    Membership.objects.create(team=team, user=bob, role=Membership.Role.VIEWER)
+    return team
+
+
+@pytest.fixture
+def team_b(charlie):
+    return services.team_create(name="Team B", slug="team-b", admin=charlie)
+
+
+@pytest.fixture
+def upstream_a(team_a):
+    return services.upstream_create(
+        team=team_a,
+        name="Anthropic",
+        slug="anthropic",
+        base_url="http://127.0.0.1:9",
+        baseline_version="2023-06-01",
+        target_version="2026-10-21",
+        replay_key="sk-ant-replay-secret",
+    )
+
+
+@pytest.fixture
+def upstream_b(team_b):
+    return services.upstream_create(team=team_b, name="Other", slug="other", base_url="http://127.0.0.1:9")
+
+
+def database_url_for_subprocess() -> str:
+    """DATABASE_URL that points a child process at the test database this test run uses."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or "postgres"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return (
+        f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+    )
+
+
+def child_env(**extra) -> dict:
+    """Environment for a child process of the product that shares this test run's DB and broker."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_for_subprocess(),
+        "SECRET_KEY": settings.SECRET_KEY,
+        "STATIC_MANIFEST": "0",
+    }
+    env.update({key: str(value) for key, value in extra.items()})
+    return env
+
+
+class WorkerProcess:
+    """A real `celery worker` process over the configured broker, on the test database."""
+
+    def __init__(self, tmp_path: Path, *, concurrency: int = 2, env: dict | None = None):
+        self.log_path = tmp_path / f"worker-{uuid.uuid4().hex[:8]}.log"
+        self.name = f"test-{uuid.uuid4().hex[:8]}@%h"
+        self.concurrency = concurrency
+        self.extra_env = env or {}
+        self.process = None
+
+    def start(self, *, timeout: float = 60) -> "WorkerProcess":
+        log = open(self.log_path, "w")  # noqa: SIM115 - the child writes it until stopped
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "dashboard",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                str(self.concurrency),
+                "--without-mingle",
+                "--without-gossip",
+                "--hostname",
+                self.name,
+            ],
+            cwd=PROJECT_ROOT,
+            env=child_env(**self.extra_env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.log_path.read_text()}")
+            if "ready." in self.log_path.read_text():
+                return self
+            time.sleep(0.2)
+        raise TimeoutError(f"worker not ready in {timeout}s:\n{self.log_path.read_text()}")
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group, as a crash would."""
+        import signal
+
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process, timeout=20)
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+def purge_broker() -> None:
+    from dashboard.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("celery")
+
+
+@pytest.fixture
+def celery_worker(transactional_db, tmp_path):
+    """Start a real worker (on the test database and the configured broker) for one test."""
+    purge_broker()
+    worker = WorkerProcess(tmp_path).start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def worker_factory(transactional_db, tmp_path):
+    """Start any number of real workers; all are stopped when the test ends."""
+    purge_broker()
+    workers = []
+
+    def start(**options) -> WorkerProcess:
+        worker = WorkerProcess(tmp_path, **options).start()
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
