@@ -33,10 +33,10 @@ def rule_applies_to_version(rule_version: str, version: str) -> bool:
     Date-named versions (all three upstreams we know) order as strings; any other name must match."""
     if rule_version == version:
         return True
-    return _is_date(rule_version) and _is_date(version) and rule_version <= version
+    return is_dated_version(rule_version) and is_dated_version(version) and rule_version <= version
 
 
-def _is_date(name: str) -> bool:
+def is_dated_version(name: str) -> bool:
     return len(name) == 10 and name[4] == "-" and name[7] == "-" and name.replace("-", "").isdigit()
 
 

@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .changes import NOISE, Change
-from .request_check import _is_date, request_violations
+from .request_check import is_dated_version, request_violations
 
 RULESETS = Path(__file__).parent / "rulesets"
 
@@ -48,7 +48,7 @@ def rule_in_range(rule, version_from: str, version_to: str) -> bool:
     low, high = sorted((version_from, version_to))
     if (rule.version_from, rule.version_to) in ((version_from, version_to), (version_to, version_from)):
         return True
-    dated = all(_is_date(v) for v in (rule.version_from, rule.version_to, low, high))
+    dated = all(is_dated_version(v) for v in (rule.version_from, rule.version_to, low, high))
     return dated and low <= rule.version_from and rule.version_to <= high
 
 
@@ -138,7 +138,7 @@ def _explain_outcome(change, rules, version_from, version_to, endpoint, request_
         upstream_rules=request_rules, version=rejected_version, method=method, path=path, body=request_body
     )
     for violation in violations:
-        if change.path == "outcome" or _related(change.path, violation.field):
+        if change.path == "outcome" or fields_related(change.path, violation.field):
             if change.path == "outcome":
                 change.path = violation.field
             rule = next(rule for rule in request_rules if rule.key == violation.rule_key)
@@ -146,6 +146,6 @@ def _explain_outcome(change, rules, version_from, version_to, endpoint, request_
             return
 
 
-def _related(a: str, b: str) -> bool:
+def fields_related(a: str, b: str) -> bool:
     """Same field, or one inside the other (an error may name the block or a field of it)."""
     return a == b or a.startswith(b + "/") or b.startswith(a + "/")
