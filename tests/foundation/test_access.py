@@ -96,3 +96,22 @@ def test_admin_never_shows_secrets(client, upstream_a):
             services.api_token_hash(token),
         ):
             assert secret not in html, f"{secret[:12]}… shown on {url}"
+
+
+def test_login_is_rate_limited(client, alice, settings):
+    from django.core.cache import cache
+
+    cache.clear()
+    for _ in range(settings.LOGIN_FAILURE_LIMIT):
+        assert client.post(reverse("login"), {"username": "alice", "password": "wrong"}).status_code == 200
+    refused = client.post(reverse("login"), {"username": "alice", "password": "alice-password"})
+    assert refused.status_code == 429
+    assert "Too many failed attempts" in refused.content.decode()
+    cache.clear()
+
+
+def test_security_headers(client, db):
+    response = client.get(reverse("login"))
+    assert "script-src 'self'" in response["Content-Security-Policy"]
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
