@@ -50,6 +50,13 @@ _VOLATILE_VALUE = re.compile(
 # Fields whose value identifies the call or the moment, whatever it looks like.
 _VOLATILE_FIELDS = frozenset({"id", "log_id", "request_id", "created", "created_at", "timestamp"})
 _VALUE_KINDS = frozenset({"value_changed", "header_changed"})
+_INDEX = re.compile(r"/\d+(?=/|$)")
+
+
+def path_pattern(path: str) -> str:
+    """Array indexes fold into `*`: the text of the third block varies like that of the first, and
+    differences of the same field in different blocks are one signature."""
+    return _INDEX.sub("/*", path)
 
 
 def is_volatile_value(value) -> bool:
@@ -58,8 +65,8 @@ def is_volatile_value(value) -> bool:
 
 @dataclass
 class NoiseModel:
-    """Decides which changes are noise. `varying` maps (kind, path) seen differing between two calls
-    of the same version to the share of sampled calls where it differed."""
+    """Decides which changes are noise. `varying` maps (kind, path pattern) seen differing between
+    two calls of the same version to the share of sampled calls where it differed."""
 
     volatile_headers: tuple[str, ...] = DEFAULT_VOLATILE_HEADERS
     varying: dict[tuple[str, str], float] = field(default_factory=dict)
@@ -83,14 +90,15 @@ class NoiseModel:
             return
         seen: dict[tuple[str, str], int] = {}
         for changes in sample_changes:
-            for key in {(change.kind, change.path) for change in changes}:
+            for key in {(change.kind, path_pattern(change.path)) for change in changes}:
                 seen[key] = seen.get(key, 0) + 1
         for key, times in seen.items():
             self.varying[key] = max(self.varying.get(key, 0.0), times / len(sample_changes))
 
     def classify(self, changes: list[Change]) -> list[Change]:
+        varying = self.varying
         for change in changes:
-            rate = self.varying.get((change.kind, change.path))
+            rate = varying.get((change.kind, path_pattern(change.path))) if varying else None
             if rate is None and change.kind in _VALUE_KINDS and self.patterns and _looks_volatile(change):
                 rate = 0.0  # volatile by nature: no sample measured how often
             if rate is not None:

@@ -5,11 +5,10 @@ exchange_diff_record once every result of one exchange in a run is finished.
 """
 
 import hashlib
-import re
 from itertools import pairwise
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 
 from migrations_audit.models import (
     ChangelogRule,
@@ -25,11 +24,9 @@ from migrations_audit.models.diff import ComparisonTally, ExchangeComparison
 
 from .changes import BREAKING, NOISE, Change
 from .compare import ResponseSnapshot, compare_responses, error_field
-from .noise import NoiseModel
+from .noise import NoiseModel, path_pattern
 from .request_check import is_dated_version, request_violations
 from .rules import changes_explain, fields_related, ruleset_load
-
-_INDEX = re.compile(r"/\d+(?=/|$)")
 
 
 def changelog_rules_install(
@@ -149,15 +146,28 @@ def exchange_diff_record(*, run_id: int, exchange_id: int) -> None:
     if exchange.api_version and exchange.api_version not in primary and exchange.status is not None:
         primary[exchange.api_version] = snapshot_from_exchange(exchange)
 
+    # Noise, Diffy-style: the same version called twice. This exchange's own repeats, plus what
+    # the repeats of other exchanges of the endpoint already showed varying (recorded as v -> v
+    # comparisons), so that the exchanges outside the sample benefit too.
     noise = NoiseModel.for_upstream(volatile_headers=upstream.volatile_headers)
-    samples = [
-        compare_responses(primary[v], again) for v, many in repeats.items() if v in primary for again in many
-    ]
-    noise.learn(samples)
+    noise.varying.update(
+        _noise_known(upstream_id=upstream.pk, endpoint=exchange.endpoint, versions=list(primary))
+    )
+    compared: list[tuple[str, str, list[Change]]] = []
+    for version, many in repeats.items():
+        if version not in primary:
+            continue
+        samples = [compare_responses(primary[version], again) for again in many]
+        noise.learn(samples)
+        varied: dict[tuple[str, str], Change] = {}
+        for change in (change for sample in samples for change in sample):
+            change.classification = NOISE
+            change.noise_rate = noise.varying.get((change.kind, path_pattern(change.path)))
+            varied.setdefault((change.kind, change.path), change)
+        compared.append((version, version, list(varied.values())))
 
     rules = list(ChangelogRule.objects.filter(upstream=upstream))
     request_body = bytes(exchange.request_body or b"")
-    compared: list[tuple[str, str, list[Change]]] = []
     for version_from, version_to in _version_pairs(run, upstream, primary):
         changes = compare_responses(primary[version_from], primary[version_to], noise=noise)
         changes = changes_explain(
@@ -173,6 +183,23 @@ def exchange_diff_record(*, run_id: int, exchange_id: int) -> None:
     with transaction.atomic():
         _differences_replace(run=run, exchange=exchange, compared=compared, rules=rules, replayed=replayed)
         _findings_settle(exchange=exchange, outcomes={v: primary[v] for v in replayed})
+
+
+def _noise_known(*, upstream_id: int, endpoint: str, versions: list[str]) -> dict[tuple[str, str], float]:
+    """(kind, path pattern) -> share of repeats where it varied, for these versions and endpoint."""
+    repeats = ComparisonTally.objects.filter(
+        upstream_id=upstream_id, endpoint=endpoint, version_from__in=versions, version_to=F("version_from")
+    )
+    samples = {tally.version_from: tally.exchanges for tally in repeats}
+    varying: dict[tuple[str, str], float] = {}
+    signatures = DifferenceSignature.objects.filter(
+        upstream_id=upstream_id, endpoint=endpoint, version_from__in=versions, version_to=F("version_from")
+    ).values_list("version_from", "kind", "path", "exchanges")
+    for version, kind, path, exchanges in signatures:
+        if samples.get(version) and exchanges > 0:
+            rate = min(1.0, exchanges / samples[version])
+            varying[(kind, path)] = max(varying.get((kind, path), 0.0), rate)
+    return varying
 
 
 def _version_pairs(run: ReplayRun, upstream: Upstream, available: dict) -> list[tuple[str, str]]:
@@ -201,11 +228,6 @@ def signature_of(*, version_from: str, version_to: str, endpoint: str, kind: str
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def signature_path(path: str) -> str:
-    """Array indexes fold into `*`: the same field of the third block or the first is one signature."""
-    return _INDEX.sub("/*", path)
-
-
 def _differences_replace(*, run, exchange, compared, rules, replayed) -> None:
     upstream_id = run.upstream_id
     old = Difference.objects.filter(run=run, exchange=exchange)
@@ -222,7 +244,12 @@ def _differences_replace(*, run, exchange, compared, rules, replayed) -> None:
     rows = []
     new_counts: dict[str, list] = {}
     for version_from, version_to, changes in compared:
-        source = "replay" if {version_from, version_to} <= replayed else "capture"
+        if version_from == version_to:
+            source = "repeat"
+        elif {version_from, version_to} <= replayed:
+            source = "replay"
+        else:
+            source = "capture"
         _, created = ExchangeComparison.objects.update_or_create(
             run=run,
             exchange=exchange,
@@ -245,7 +272,7 @@ def _differences_replace(*, run, exchange, compared, rules, replayed) -> None:
             )
             ComparisonTally.objects.filter(pk=tally.pk).update(exchanges=F("exchanges") + 1)
         for change in changes:
-            path = signature_path(change.path)
+            path = path_pattern(change.path)
             signature = signature_of(
                 version_from=version_from,
                 version_to=version_to,
@@ -301,6 +328,35 @@ def _differences_replace(*, run, exchange, compared, rules, replayed) -> None:
         DifferenceSignature.objects.filter(pk=aggregate.pk).update(**updates)
         if exchange.client_id:
             aggregate.clients.add(exchange.client_id)
+    _noise_propagate(run=run, exchange=exchange, compared=compared)
+
+
+def _noise_propagate(*, run, exchange, compared) -> None:
+    """What a repeat just showed varying becomes noise in the version pairs recorded before it."""
+    for version, same, changes in compared:
+        if version != same or not changes:
+            continue
+        for change in changes:
+            signatures = list(
+                DifferenceSignature.objects.filter(
+                    upstream_id=run.upstream_id,
+                    endpoint=exchange.endpoint,
+                    kind=change.kind,
+                    path=path_pattern(change.path),
+                )
+                .filter(Q(version_from=version) | Q(version_to=version))
+                .exclude(version_from=F("version_to"))
+                .values_list("signature", flat=True)
+            )
+            if signatures:
+                DifferenceSignature.objects.filter(
+                    upstream_id=run.upstream_id, signature__in=signatures
+                ).update(classification=NOISE)
+                # The signature may have turned noise just now, with this exchange's own pair; the
+                # differences recorded before under it have not.
+                Difference.objects.filter(upstream_id=run.upstream_id, signature__in=signatures).exclude(
+                    classification=NOISE
+                ).update(classification=NOISE)
 
 
 def _signature_get_or_create(*, upstream_id, signature, defaults) -> DifferenceSignature:

@@ -9,6 +9,7 @@ import hashlib
 import json
 
 import pytest
+from django.db.models import F
 from django.utils import timezone
 
 from migrations_audit import services as core_services
@@ -169,9 +170,13 @@ def test_legacy_migration_finds_and_explains_the_five_changelog_entries(legacy_u
         ("field_added", "complete-type-and-id-added"),
         ("field_added", "complete-type-and-id-added"),
     }
-    # The varying log ids and request ids are noise, measured by the repeat.
+    # The varying log ids are noise, measured by the repeat (stored as a 2023-01-01 -> 2023-01-01
+    # comparison) and applied to the cross-version pair.
     noise = Difference.objects.filter(exchange=plain, classification="noise")
-    assert {(d.path, d.noise_rate) for d in noise} == {("/log_id", 1.0)}
+    assert {(d.version_from, d.version_to, d.path, d.noise_rate) for d in noise} == {
+        ("2023-01-01", "2023-01-01", "/log_id", 1.0),
+        ("2023-01-01", "2023-06-01", "/log_id", 1.0),
+    }
 
     signatures = list(signatures_for_upstream(upstream=legacy_upstream))
     assert all(s.rule_id for s in signatures)
@@ -319,17 +324,18 @@ def test_current_migration_request_check_then_replay_confirms(upstream):
         )
         assert difference.path == exchange.request_findings.get().field
         assert difference.after["error_type"] == "invalid_request_error"
-        assert [d.kind for d in differences_for_exchange(exchange=exchange)] == ["outcome_changed"]
+        shown = [d for d in differences_for_exchange(exchange=exchange) if d.classification != "noise"]
+        assert [d.kind for d in shown] == ["outcome_changed"]
     assert set(RequestFinding.objects.values_list("confirmed", flat=True)) == {True}
     assert not Difference.objects.filter(classification="breaking", rule__isnull=True).exists()
 
     outcome = [s for s in signatures_for_upstream(upstream=upstream) if s.kind == "outcome_changed"]
     assert len(outcome) == 3 and all(s.share == 0.25 for s in outcome)
-    assert [
-        s.kind
-        for s in signatures_for_upstream(upstream=upstream, include_noise=True)
-        if s.classification == "noise"
-    ] == ["value_changed"]
+    noise = signatures_for_upstream(upstream=upstream, include_noise=True).filter(classification="noise")
+    assert {(s.version_from, s.version_to, s.kind, s.path, s.exchanges) for s in noise} == {
+        ("2023-06-01", "2023-06-01", "value_changed", "/id", 3),
+        ("2023-06-01", "2026-10-21", "value_changed", "/id", 1),
+    }
 
 
 def test_a_replay_that_accepts_the_request_contradicts_the_finding(upstream):
@@ -394,3 +400,43 @@ def test_an_unexplained_breaking_difference_sorts_first(upstream):
         None,
     )
     assert (second.kind, second.classification) == ("field_added", "additive")
+
+
+def test_what_one_exchange_repeat_shows_varying_is_noise_for_the_others(upstream):
+    """Generated text varies between two calls of the same version: the noise sample of one
+    exchange makes the text differences of every exchange of the endpoint noise, before and after."""
+    run = ReplayRun.objects.create(upstream=upstream, versions=["2023-06-01", "2026-10-21"])
+    exchanges = [
+        record(
+            upstream,
+            version="2023-06-01",
+            endpoint="POST /v1/messages",
+            request=MESSAGES,
+            response=message_response(),
+        )
+        for _ in range(3)
+    ]
+    first, sampled, last = exchanges
+    for exchange in exchanges:
+        replayed(run, exchange, "2023-06-01", message_response(text="Hello there"))
+        replayed(run, exchange, "2026-10-21", message_response(text="Hi! How can I help?"))
+    replayed(run, sampled, "2023-06-01", message_response(text="Hey"), attempt=2)
+
+    exchange_diff_record(run_id=run.pk, exchange_id=first.pk)
+    assert Difference.objects.get(exchange=first).classification == "breaking"
+
+    exchange_diff_record(run_id=run.pk, exchange_id=sampled.pk)
+    exchange_diff_record(run_id=run.pk, exchange_id=last.pk)
+    cross = Difference.objects.exclude(version_from=F("version_to"))
+    assert set(cross.values_list("exchange", "path", "classification")) == {
+        (exchange.pk, "/content/0/text", "noise") for exchange in exchanges
+    }
+    assert cross.get(exchange=last).noise_rate == 1.0
+    assert not signatures_for_upstream(upstream=upstream).exists()
+    [text] = signatures_for_upstream(upstream=upstream, include_noise=True, version_to="2026-10-21")
+    assert (text.path, text.classification, text.exchanges, text.share) == (
+        "/content/*/text",
+        "noise",
+        3,
+        1.0,
+    )
