@@ -6,8 +6,16 @@ from dataclasses import dataclass, field
 from django.db.models import Case, Count, F, FloatField, IntegerField, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Cast, Coalesce
 
-from migrations_audit.models import Difference, DifferenceSignature, Exchange, RequestFinding, Upstream
-from migrations_audit.models.diff import ComparisonTally
+from migrations_audit.models import (
+    Client,
+    Difference,
+    DifferenceSignature,
+    Exchange,
+    ReplayRun,
+    RequestFinding,
+    Upstream,
+)
+from migrations_audit.models.diff import ComparisonTally, ExchangeComparison
 
 from .changes import BREAKING, NOISE
 
@@ -46,6 +54,37 @@ def signatures_for_upstream(*, upstream: Upstream, version_from=None, version_to
             )
         )
         .order_by("-unexplained", "-breaking", "-exchanges", "kind", "path")
+    )
+
+
+def signatures_for_client(*, client: Client, include_noise: bool = False):
+    """The signatures a client's exchanges showed, unexplained and breaking first."""
+    signatures = DifferenceSignature.objects.filter(clients=client).select_related("rule", "example")
+    if not include_noise:
+        signatures = signatures.exclude(classification=NOISE)
+    return signatures.annotate(
+        unexplained=Case(When(rule__isnull=True, then=Value(1)), default=Value(0)),
+        breaking=Case(When(classification=BREAKING, then=Value(1)), default=Value(0)),
+    ).order_by("-unexplained", "-breaking", "-exchanges", "kind", "path")
+
+
+def differences_for_run(*, run: ReplayRun, include_noise: bool = False):
+    """A run's differences, for its report: breaking and unexplained first."""
+    differences = Difference.objects.filter(run=run).select_related("rule", "exchange")
+    if not include_noise:
+        differences = differences.exclude(classification=NOISE)
+    return differences.annotate(
+        unexplained=Case(When(rule__isnull=True, then=Value(1)), default=Value(0))
+    ).order_by("-unexplained", "classification", "exchange_id", "version_from", "version_to", "path")
+
+
+def comparisons_for_run(*, run: ReplayRun):
+    """One row per exchange and version pair compared in a run (even when nothing differed), with
+    its counts of breaking and unexplained differences."""
+    return (
+        ExchangeComparison.objects.filter(run=run)
+        .select_related("exchange")
+        .order_by("exchange_id", "version_from")
     )
 
 

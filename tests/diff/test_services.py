@@ -14,8 +14,11 @@ from django.utils import timezone
 
 from migrations_audit import services as core_services
 from migrations_audit.diff.selectors import (
+    comparisons_for_run,
     differences_for_exchange,
+    differences_for_run,
     request_findings_summary,
+    signatures_for_client,
     signatures_for_upstream,
 )
 from migrations_audit.diff.services import (
@@ -184,6 +187,12 @@ def test_legacy_migration_finds_and_explains_the_five_changelog_entries(legacy_u
     assert (done.count, done.exchanges, done.compared, done.share) == (1, 1, 2, 0.5)
     assert list(done.clients.all()) == [chatbot]
     assert done.example == streamed
+    assert {s.rule.key for s in signatures_for_client(client=chatbot)} >= {"stream-done-removed"}
+    assert not differences_for_run(run=run).filter(rule__isnull=True).exists()
+    assert [(c.source, c.breaking > 0) for c in comparisons_for_run(run=run).filter(exchange=plain)] == [
+        ("repeat", False),
+        ("replay", True),
+    ]
 
 
 def test_rediffing_is_idempotent_for_rows_and_aggregates(legacy_upstream):
