@@ -123,11 +123,8 @@ def _text_of(objs: list):
     groups: dict[object, list[str]] = {}
     if len(field) == 1:
         (name,) = field
-        for obj in objs:
-            if type(obj) is dict:
-                value = obj.get(name)
-                if type(value) is str:
-                    groups.setdefault(obj.get("index"), []).append(value)
+        values = [obj.get(name) for obj in objs if type(obj) is dict]
+        groups[None] = [value for value in values if type(value) is str]
     else:
         outer, inner = field
         for obj in objs:
