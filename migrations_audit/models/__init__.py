@@ -2,7 +2,14 @@
 
 from .capture import Exchange
 from .core import ApiToken, ApiVersion, Client, Membership, Team, Upstream, WorkerHeartbeat
-from .diff import ChangelogRule, Difference, DifferenceSignature, RequestFinding
+from .diff import (
+    ChangelogRule,
+    ComparisonTally,
+    Difference,
+    DifferenceSignature,
+    ExchangeComparison,
+    RequestFinding,
+)
 from .replay import ReplayAttempt, ReplayResult, ReplayRun
 
 __all__ = [
@@ -10,9 +17,11 @@ __all__ = [
     "ApiVersion",
     "ChangelogRule",
     "Client",
+    "ComparisonTally",
     "Difference",
     "DifferenceSignature",
     "Exchange",
+    "ExchangeComparison",
     "Membership",
     "ReplayAttempt",
     "ReplayResult",
