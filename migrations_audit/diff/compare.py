@@ -42,7 +42,7 @@ class ResponseSnapshot:
             return None
         try:
             return json.loads(self.body)
-        except ValueError:
+        except (ValueError, RecursionError):  # nesting deeper than Python's stack: compared as text
             return self.body.decode("utf-8", errors="replace")
 
     @property

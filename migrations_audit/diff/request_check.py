@@ -53,7 +53,7 @@ def request_violations(
         return []
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return []
     if not isinstance(document, dict):
         return []

@@ -103,7 +103,7 @@ def _parse(data: str):
     if data[:1] in ("{", "["):
         try:
             obj, end = _scan(data, 0)
-        except (StopIteration, ValueError):
+        except (StopIteration, ValueError, RecursionError):
             return data
         if end == len(data) or data[end:].isspace():
             return obj
