@@ -1,11 +1,15 @@
 """Store captured exchanges: one place for every entry point (proxy, ingest, HAR)."""
 
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from migrations_audit.diff.services import request_findings_record
-from migrations_audit.models import Client, Exchange, Upstream
+from migrations_audit.models import Client, Exchange, HarImport, Upstream
 
 from .recording import CapturedExchange, ClientIdentity, exchange_build
 
@@ -87,3 +91,68 @@ def clients_resolve(*, upstream: Upstream, seen: list[tuple[ClientIdentity, Exch
         if client.first_seen_at is None or client.first_seen_at > min(stamps):
             Client.objects.filter(pk=client.pk).update(first_seen_at=min(stamps))
     return clients
+
+
+def har_import_queue(*, upstream: Upstream, uploaded, created_by=None) -> HarImport:
+    """Keep an uploaded HAR file under MEDIA_ROOT and queue its import; the page polls the job."""
+    from celery import current_app
+
+    target = Path(settings.MEDIA_ROOT) / "har" / f"{uuid.uuid4().hex}.har"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "wb") as out:
+        for chunk in uploaded.chunks():
+            out.write(chunk)
+    job = HarImport.objects.create(
+        upstream=upstream,
+        created_by=created_by,
+        filename=uploaded.name[:255],
+        stored_path=str(target),
+        bytes_total=target.stat().st_size,
+    )
+    transaction.on_commit(
+        lambda: current_app.send_task("migrations_audit.tasks.har_import_run", args=[job.pk])
+    )
+    return job
+
+
+def har_import_run(*, job_id: int) -> HarImport:
+    """Import a queued HAR file, updating the job's progress as it streams. Safe to run twice."""
+    from .ingest import IngestError, har_import
+
+    claimed = HarImport.objects.filter(pk=job_id, state=HarImport.State.QUEUED).update(
+        state=HarImport.State.RUNNING
+    )
+    job = HarImport.objects.get(pk=job_id)
+    if not claimed:
+        return job
+
+    def progress(update):
+        HarImport.objects.filter(pk=job_id).update(
+            bytes_done=update.bytes_done,
+            stored=update.summary.accepted,
+            duplicates=update.summary.duplicates,
+            rejected=update.summary.rejected,
+            skipped=update.summary.skipped,
+        )
+
+    try:
+        with open(job.stored_path, "rb") as stream:
+            summary = har_import(upstream=job.upstream, stream=stream, on_progress=progress)
+    except (IngestError, OSError) as error:
+        HarImport.objects.filter(pk=job_id).update(
+            state=HarImport.State.FAILED, error=str(error), finished_at=timezone.now(), stored=0
+        )
+    else:
+        HarImport.objects.filter(pk=job_id).update(
+            state=HarImport.State.DONE,
+            bytes_done=job.bytes_total,
+            stored=summary.accepted,
+            duplicates=summary.duplicates,
+            rejected=summary.rejected,
+            skipped=summary.skipped,
+            error="\n".join(f"entry {r['line']}: {r['reason']}" for r in summary.rejections[:50]),
+            finished_at=timezone.now(),
+        )
+    Path(job.stored_path).unlink(missing_ok=True)
+    job.refresh_from_db()
+    return job

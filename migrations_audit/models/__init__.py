@@ -1,6 +1,6 @@
 """The data model, one module per stage of the pipeline."""
 
-from .capture import Exchange
+from .capture import Exchange, HarImport
 from .core import ApiToken, ApiVersion, Client, Membership, Team, Upstream, WorkerHeartbeat
 from .diff import (
     ChangelogRule,
@@ -22,6 +22,7 @@ __all__ = [
     "DifferenceSignature",
     "Exchange",
     "ExchangeComparison",
+    "HarImport",
     "Membership",
     "ReplayAttempt",
     "ReplayResult",
