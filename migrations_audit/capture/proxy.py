@@ -24,6 +24,8 @@ from .services import exchanges_record
 
 logger = logging.getLogger(__name__)
 UPSTREAM_CACHE_SECONDS = 5.0
+# Answered by the proxy itself (liveness and recorder counts), in root mode too.
+HEALTH_PATH = "/__audit/healthz"
 
 
 @dataclass
@@ -84,6 +86,10 @@ class Recorder:
                 await asyncio.sleep(min(2**attempt, 10))
         self.failed += len(batch)
 
+    def counts(self) -> dict:
+        pending = self.queue.qsize() if self.queue is not None else 0
+        return {"recorded": self.recorded, "pending": pending, "dropped": self.dropped, "failed": self.failed}
+
     async def flush(self) -> None:
         if self.queue is not None:
             await self.queue.join()
@@ -120,6 +126,9 @@ class ProxyApp:
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
+            return
+        if scope["path"] == HEALTH_PATH:
+            await _send_json(send, 200, {"status": "ok", **self.recorder.counts()})
             return
         if self.root_slug:
             slug, path = self.root_slug, scope["path"]
@@ -300,7 +309,11 @@ def _decode_headers(raw) -> dict[str, str]:
 
 
 async def _send_error(send, status: int, error_type: str, message: str) -> None:
-    body = json.dumps({"type": "error", "error": {"type": error_type, "message": message}}).encode()
+    await _send_json(send, status, {"type": "error", "error": {"type": error_type, "message": message}})
+
+
+async def _send_json(send, status: int, payload: dict) -> None:
+    body = json.dumps(payload).encode()
     await send(
         {
             "type": "http.response.start",
