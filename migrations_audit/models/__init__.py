@@ -4,6 +4,7 @@ from .capture import Exchange
 from .core import ApiToken, ApiVersion, Client, Membership, Team, Upstream, WorkerHeartbeat
 from .diff import ChangelogRule, Difference, DifferenceSignature, RequestFinding
 from .replay import ReplayAttempt, ReplayResult, ReplayRun
+from .tracking import Migration, MigrationClientState, Status, StatusChange
 
 __all__ = [
     "ApiToken",
@@ -14,10 +15,14 @@ __all__ = [
     "DifferenceSignature",
     "Exchange",
     "Membership",
+    "Migration",
+    "MigrationClientState",
     "ReplayAttempt",
     "ReplayResult",
     "ReplayRun",
     "RequestFinding",
+    "Status",
+    "StatusChange",
     "Team",
     "Upstream",
     "WorkerHeartbeat",
