@@ -181,12 +181,8 @@ def test_each_status_and_impact_is_derived_from_traffic(upstream_a, fleet):
     assert len(changes) == 6
     assert all(change.from_status == "" and change.cause for change in changes)
 
-    impact = {
-        name: {e["key"]: e for e in states[fleet[name].pk].evidence["impact"]}
-        for name in fleet
-        if name in states or True
-        if not name.endswith("exchanges")
-    }
+    names = ("plain", "sampling", "mixed", "done", "streamer", "legacy_plain")
+    impact = {name: {e["key"]: e for e in states[fleet[name].pk].evidence["impact"]} for name in names}
     # The sampling client is hit by the request rule, seen directly on its own exchange.
     sampling = impact["sampling"]["sampling-parameters-removed"]
     assert sampling["direct"] and sampling["exchange_ids"] == [fleet["sampling_exchanges"][-1].pk]
