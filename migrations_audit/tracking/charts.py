@@ -5,7 +5,7 @@ Versions are told apart by fill pattern (solid, hatched, dotted...) as well as c
 burn-down series by line style and marker shape, each labelled at its end.
 """
 
-from datetime import date
+from datetime import date, timedelta
 
 # Fill of each version's bars: the target is solid; older versions get patterns defined in the SVG.
 PATTERNS = ["hatch", "dots", "cross", "grid"]
@@ -15,6 +15,7 @@ def versions_chart(*, days: list[dict], target_version: str, width: int = 640, h
     """Stacked bars of requests per day and version. `days`: [{"day": date, "versions": {v: n}}]."""
     if not days:
         return {}
+    days = _every_day(days)
     left, bottom, top, right = 40, 24, 10, 10
     plot_w, plot_h = width - left - right, height - top - bottom
     versions = sorted({version for row in days for version in row["versions"]})
@@ -23,7 +24,7 @@ def versions_chart(*, days: list[dict], target_version: str, width: int = 640, h
     fills[target_version] = "solid"
     peak = max(sum(row["versions"].values()) for row in days) or 1
     slot = plot_w / len(days)
-    bar_w = max(2.0, slot * 0.7)
+    bar_w = min(max(2.0, slot * 0.7), 28.0)
     bars = []
     for index, row in enumerate(days):
         x = left + index * slot + (slot - bar_w) / 2
@@ -111,13 +112,28 @@ def burndown_chart(*, series, width: int = 720, height: int = 240) -> dict:
             "text": f"{series[-1].clients_on_old}",
         },
         "y_ticks": [
-            {"y": y_at(fraction), "clients": round(peak * fraction), "share": f"{fraction:.0%}"}
+            {"y": y_at(fraction), "clients": f"{peak * fraction:g}", "share": f"{fraction:.0%}"}
             for fraction in (0, 0.5, 1)
         ],
         "x_ticks": [
             {"x": x_at(i), "label": _day(day.day)[5:]} for i, day in enumerate(series) if i % step == 0
         ],
     }
+
+
+def _every_day(days: list[dict]) -> list[dict]:
+    """The days from the first to the last, with the days without traffic as empty bars, so that
+    the x axis is time and a gap in traffic shows as a gap."""
+    by_day = {_as_date(row["day"]): row["versions"] for row in days}
+    first, last = min(by_day), max(by_day)
+    return [
+        {"day": first + timedelta(days=offset), "versions": by_day.get(first + timedelta(days=offset), {})}
+        for offset in range((last - first).days + 1)
+    ]
+
+
+def _as_date(value) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def _day(value) -> str:

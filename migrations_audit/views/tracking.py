@@ -228,7 +228,7 @@ def _client_form_response(request, upstream, migration, client_id, can_edit, par
     if request.htmx:
         context = _client_context(request, upstream, migration, client_id, can_edit, **forms)
         context["saved"] = not invalid
-        return render(request, f"migrations_audit/migration_client.html#{partial}", context)
+        return render(request, f"migrations_audit/migration_client.html#{partial}_response", context)
     if invalid:
         context = _client_context(request, upstream, migration, client_id, can_edit, **forms)
         return render(request, "migrations_audit/migration_client.html", context, status=400)
