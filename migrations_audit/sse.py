@@ -32,6 +32,7 @@ class SseParser:
         self._buffer = ""
         self._pending_cr = False
         self._decoder_tail = b""
+        self._started = False
         self._reset_event()
 
     def _reset_event(self):
@@ -44,24 +45,46 @@ class SseParser:
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
         text = self._decode(chunk)
+        if not text:
+            # An empty chunk must not forget a CR left pending by the previous one.
+            return []
         if self._pending_cr and text.startswith("\n"):
             text = text[1:]
         self._pending_cr = False
-        self._buffer += text
+        if not self._started:
+            self._started = True
+            text = text.removeprefix("\ufeff")  # WHATWG: one leading BOM is ignored
+        buffer = self._buffer + text
         events: list[SseEvent] = []
+        start = 0
+        end = len(buffer)
+        # Walk the buffer with an index instead of re-slicing it for each line: a whole recorded
+        # stream fed at once stays linear in its size.
+        cr = buffer.find("\r")
+        lf = buffer.find("\n")
         while True:
-            cut = _line_end(self._buffer)
-            if cut is None:
+            # Search again only past a consumed line end, so a long LF-only stream is not rescanned
+            # for a CR on every line.
+            if -1 < cr < start:
+                cr = buffer.find("\r", start)
+            if -1 < lf < start:
+                lf = buffer.find("\n", start)
+            if cr == -1 and lf == -1:
                 break
-            index, width = cut
-            if width == 1 and self._buffer[index] == "\r" and index == len(self._buffer) - 1:
-                # A CR at the end of a chunk may be the first half of a CRLF split across chunks.
-                self._pending_cr = True
-            line = self._buffer[:index]
-            self._buffer = self._buffer[index + width :]
-            event = self._line(line)
+            if cr == -1 or (lf != -1 and lf < cr):
+                index, width = lf, 1
+            elif cr + 1 < end and buffer[cr + 1] == "\n":
+                index, width = cr, 2
+            else:
+                index, width = cr, 1
+                if index == end - 1:
+                    # A CR at the end of a chunk may be the first half of a CRLF split across chunks.
+                    self._pending_cr = True
+            event = self._line(buffer[start:index])
             if event is not None:
                 events.append(event)
+            start = index + width
+        self._buffer = buffer[start:]
         return events
 
     def close(self) -> list[SseEvent]:
@@ -135,18 +158,6 @@ class SseParser:
         event = SseEvent(event=self._event, data="\n".join(self._data), id=self._id, retry=self._retry)
         self._reset_event()
         return event
-
-
-def _line_end(buffer: str) -> tuple[int, int] | None:
-    cr = buffer.find("\r")
-    lf = buffer.find("\n")
-    if cr == -1 and lf == -1:
-        return None
-    if cr == -1 or (lf != -1 and lf < cr):
-        return lf, 1
-    if cr + 1 < len(buffer) and buffer[cr + 1] == "\n":
-        return cr, 2
-    return cr, 1
 
 
 def parse_sse(data: bytes) -> list[SseEvent]:

@@ -2,7 +2,14 @@
 
 from .capture import Exchange
 from .core import ApiToken, ApiVersion, Client, Membership, Team, Upstream, WorkerHeartbeat
-from .diff import ChangelogRule, Difference, DifferenceSignature, RequestFinding
+from .diff import (
+    ChangelogRule,
+    ComparisonTally,
+    Difference,
+    DifferenceSignature,
+    ExchangeComparison,
+    RequestFinding,
+)
 from .replay import ReplayAttempt, ReplayResult, ReplayRun
 from .tracking import Migration, MigrationClientState, Status, StatusChange
 
@@ -11,9 +18,11 @@ __all__ = [
     "ApiVersion",
     "ChangelogRule",
     "Client",
+    "ComparisonTally",
     "Difference",
     "DifferenceSignature",
     "Exchange",
+    "ExchangeComparison",
     "Membership",
     "Migration",
     "MigrationClientState",

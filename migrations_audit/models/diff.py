@@ -55,6 +55,9 @@ class Difference(models.Model):
     classification = models.CharField(max_length=10, choices=Classification.choices)
     rule = models.ForeignKey(ChangelogRule, null=True, blank=True, on_delete=models.SET_NULL)
     signature = models.CharField(max_length=64, db_index=True)
+    endpoint = models.CharField(max_length=520, blank=True)
+    # For noise: the share of repeated calls of one version where it varied (None: by pattern).
+    noise_rate = models.FloatField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -86,12 +89,15 @@ class DifferenceSignature(models.Model):
     exchanges = models.PositiveIntegerField(default=0)
     clients = models.ManyToManyField(Client, blank=True, related_name="signatures")
     example = models.ForeignKey(Exchange, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The share of sampled repeats where a noise signature varied, as last measured.
+    noise_rate = models.FloatField(null=True, blank=True)
     acknowledged = models.BooleanField(default=False)
     first_seen_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["upstream", "signature"], name="signature_unique")]
+        indexes = [models.Index(fields=["upstream", "version_from", "version_to"], name="signature_versions")]
 
     def __str__(self):
         return f"{self.kind} {self.path} x{self.count}"
@@ -118,3 +124,51 @@ class RequestFinding(models.Model):
 
     def __str__(self):
         return f"{self.field} rejected under {self.version}"
+
+
+class ExchangeComparison(models.Model):
+    """One exchange compared under two versions in one run, even when nothing differed: the
+    denominator of "share of exchanges affected", and what makes re-diffing idempotent."""
+
+    upstream = models.ForeignKey(Upstream, on_delete=models.CASCADE, related_name="comparisons")
+    run = models.ForeignKey(ReplayRun, on_delete=models.CASCADE, related_name="comparisons")
+    exchange = models.ForeignKey(Exchange, on_delete=models.CASCADE, related_name="comparisons")
+    endpoint = models.CharField(max_length=520)
+    version_from = models.CharField(max_length=50)
+    version_to = models.CharField(max_length=50)
+    # "replay" when both sides were replayed, "capture" when one side is the recorded response.
+    source = models.CharField(max_length=10, default="replay")
+    breaking = models.PositiveIntegerField(default=0)
+    unexplained = models.PositiveIntegerField(default=0)
+    compared_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "exchange", "version_from", "version_to"], name="comparison_unique"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.exchange_id} {self.version_from} -> {self.version_to}"
+
+
+class ComparisonTally(models.Model):
+    """How many exchanges were compared per upstream, version pair and endpoint, kept up to date as
+    comparisons are recorded so that pages read shares without counting rows."""
+
+    upstream = models.ForeignKey(Upstream, on_delete=models.CASCADE, related_name="comparison_tallies")
+    endpoint = models.CharField(max_length=520)
+    version_from = models.CharField(max_length=50)
+    version_to = models.CharField(max_length=50)
+    exchanges = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["upstream", "version_from", "version_to", "endpoint"], name="tally_unique"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.endpoint} {self.version_from} -> {self.version_to}: {self.exchanges}"

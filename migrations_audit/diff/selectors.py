@@ -1,0 +1,187 @@
+"""Selectors of the diff stage: what the dashboard reads. Aggregates are precomputed by the
+services, so these are indexed lookups, never a rescan of every difference."""
+
+from dataclasses import dataclass, field
+
+from django.db.models import Case, Count, F, FloatField, IntegerField, OuterRef, Q, Subquery, Value, When
+from django.db.models.functions import Cast, Coalesce
+
+from migrations_audit.models import (
+    Client,
+    Difference,
+    DifferenceSignature,
+    Exchange,
+    ReplayRun,
+    RequestFinding,
+    Upstream,
+)
+from migrations_audit.models.diff import ComparisonTally, ExchangeComparison
+
+from .changes import BREAKING, NOISE
+
+
+def signatures_for_upstream(*, upstream: Upstream, version_from=None, version_to=None, include_noise=False):
+    """Difference signatures of an upstream, the unexplained first, then the breaking, then the most
+    widespread. Each carries `compared` (exchanges compared for its versions and endpoint) and
+    `share` (the share of them it affects)."""
+    signatures = DifferenceSignature.objects.filter(upstream=upstream).select_related("rule", "example")
+    if version_from:
+        signatures = signatures.filter(version_from=version_from)
+    if version_to:
+        signatures = signatures.filter(version_to=version_to)
+    if not include_noise:
+        signatures = signatures.exclude(classification=NOISE)
+    compared = ComparisonTally.objects.filter(
+        upstream=upstream,
+        version_from=OuterRef("version_from"),
+        version_to=OuterRef("version_to"),
+        endpoint=OuterRef("endpoint"),
+    ).values("exchanges")[:1]
+    return (
+        signatures.filter(exchanges__gt=0)
+        .annotate(
+            compared=Coalesce(Subquery(compared, output_field=IntegerField()), Value(0)),
+            unexplained=Case(When(rule__isnull=True, then=Value(1)), default=Value(0)),
+            breaking=Case(When(classification=BREAKING, then=Value(1)), default=Value(0)),
+        )
+        .annotate(
+            share=Case(
+                When(
+                    compared__gt=0,
+                    then=Cast(F("exchanges"), FloatField()) / Cast(F("compared"), FloatField()),
+                ),
+                default=Value(None, output_field=FloatField()),
+            )
+        )
+        .order_by("-unexplained", "-breaking", "-exchanges", "kind", "path")
+    )
+
+
+def signatures_for_client(*, client: Client, include_noise: bool = False):
+    """The signatures a client's exchanges showed, unexplained and breaking first."""
+    signatures = DifferenceSignature.objects.filter(clients=client).select_related("rule", "example")
+    if not include_noise:
+        signatures = signatures.exclude(classification=NOISE)
+    return signatures.annotate(
+        unexplained=Case(When(rule__isnull=True, then=Value(1)), default=Value(0)),
+        breaking=Case(When(classification=BREAKING, then=Value(1)), default=Value(0)),
+    ).order_by("-unexplained", "-breaking", "-exchanges", "kind", "path")
+
+
+def differences_for_run(*, run: ReplayRun, include_noise: bool = False):
+    """A run's differences, for its report: breaking and unexplained first."""
+    differences = Difference.objects.filter(run=run).select_related("rule", "exchange")
+    if not include_noise:
+        differences = differences.exclude(classification=NOISE)
+    return differences.annotate(
+        unexplained=Case(When(rule__isnull=True, then=Value(1)), default=Value(0))
+    ).order_by("-unexplained", "classification", "exchange_id", "version_from", "version_to", "path")
+
+
+def comparisons_for_run(*, run: ReplayRun):
+    """One row per exchange and version pair compared in a run (even when nothing differed), with
+    its counts of breaking and unexplained differences."""
+    return (
+        ExchangeComparison.objects.filter(run=run)
+        .select_related("exchange")
+        .order_by("exchange_id", "version_from")
+    )
+
+
+def differences_for_exchange(*, exchange: Exchange):
+    """An exchange's differences, latest run first, breaking and unexplained first within it."""
+    return (
+        Difference.objects.filter(exchange=exchange)
+        .select_related("rule", "run")
+        .annotate(unexplained=Case(When(rule__isnull=True, then=Value(1)), default=Value(0)))
+        .order_by("-run_id", "version_from", "version_to", "classification", "-unexplained", "path")
+    )
+
+
+@dataclass
+class RuleFindings:
+    rule: object
+    exchanges: int
+    clients: int
+    confirmed: int
+    contradicted: int
+
+
+@dataclass
+class ClientFindings:
+    client: object  # None for traffic with no client identity
+    exchanges_checked: int
+    exchanges_rejected: int
+
+    @property
+    def share(self) -> float:
+        return self.exchanges_rejected / self.exchanges_checked if self.exchanges_checked else 0.0
+
+
+@dataclass
+class RequestFindingsSummary:
+    version: str
+    exchanges_checked: int
+    exchanges_rejected: int
+    rules: list[RuleFindings] = field(default_factory=list)
+    clients: list[ClientFindings] = field(default_factory=list)
+
+    @property
+    def share(self) -> float:
+        """The share of recorded traffic (not sent with `version`) that `version` would reject."""
+        return self.exchanges_rejected / self.exchanges_checked if self.exchanges_checked else 0.0
+
+
+def request_findings_summary(*, upstream: Upstream, version: str) -> RequestFindingsSummary:
+    """Which clients, and what share of traffic, `version`'s request rules would reject."""
+    checked = Exchange.objects.filter(upstream=upstream).exclude(api_version=version)
+    findings = RequestFinding.objects.filter(upstream=upstream, version=version)
+    rejected_ids = findings.values("exchange_id")
+    per_rule = (
+        findings.values("rule")
+        .annotate(
+            exchanges=Count("exchange", distinct=True),
+            clients=Count("client", distinct=True),
+            confirmed_count=Count("exchange", filter=Q(confirmed=True), distinct=True),
+            contradicted_count=Count("exchange", filter=Q(confirmed=False), distinct=True),
+        )
+        .order_by("-exchanges")
+    )
+    rules = {
+        rule.pk: rule for rule in upstream.changelog_rules.filter(pk__in=[row["rule"] for row in per_rule])
+    }
+    per_client = (
+        checked.values("client")
+        .annotate(
+            total=Count("pk"),
+            rejected=Count("pk", filter=Q(pk__in=rejected_ids)),
+        )
+        .filter(rejected__gt=0)
+        .order_by("-rejected")
+    )
+    clients = {
+        client.pk: client for client in upstream.clients.filter(pk__in=[row["client"] for row in per_client])
+    }
+    return RequestFindingsSummary(
+        version=version,
+        exchanges_checked=checked.count(),
+        exchanges_rejected=checked.filter(pk__in=rejected_ids).count(),
+        rules=[
+            RuleFindings(
+                rule=rules[row["rule"]],
+                exchanges=row["exchanges"],
+                clients=row["clients"],
+                confirmed=row["confirmed_count"],
+                contradicted=row["contradicted_count"],
+            )
+            for row in per_rule
+        ],
+        clients=[
+            ClientFindings(
+                client=clients.get(row["client"]),
+                exchanges_checked=row["total"],
+                exchanges_rejected=row["rejected"],
+            )
+            for row in per_client
+        ],
+    )

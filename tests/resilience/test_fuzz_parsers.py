@@ -1,0 +1,85 @@
+"""Arbitrary input never crashes the SSE parser or the diff engine (hypothesis)."""
+
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from migrations_audit.diff import ResponseSnapshot, compare_responses
+from migrations_audit.sse import SseParser, parse_sse
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5)
+    ),
+    max_leaves=40,
+)
+sse_like = st.lists(
+    st.sampled_from(
+        [b"data: ", b"event: ", b"id: ", b"retry: ", b":", b"\r\n", b"\n", b"\r", b"[DONE]", b"\xff", b"{"]
+    )
+    | st.binary(max_size=16),
+    max_size=60,
+).map(b"".join)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(data=sse_like, cut=st.integers(min_value=0, max_value=200))
+def test_sse_parser_takes_any_bytes_split_anywhere(data, cut):
+    whole = parse_sse(data)
+    parser = SseParser()
+    pieces = parser.feed(data[:cut]) + parser.feed(data[cut:]) + parser.close()
+    assert pieces == whole
+    for event in whole:
+        assert isinstance(event.data, str)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    a=json_values,
+    b=json_values,
+    status_a=st.sampled_from([200, 400, 500]),
+    status_b=st.sampled_from([200, 400]),
+)
+def test_compare_takes_any_json_bodies(a, b, status_a, status_b):
+    left = ResponseSnapshot(status=status_a, body=json.dumps(a).encode())
+    right = ResponseSnapshot(status=status_b, body=json.dumps(b).encode())
+    compare_responses(left, right)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(a=st.binary(max_size=300), b=sse_like)
+def test_compare_takes_any_bytes_and_broken_streams(a, b):
+    compare_responses(
+        ResponseSnapshot(status=200, body=a, streamed=True, events=[e.as_dict() for e in parse_sse(a)]),
+        ResponseSnapshot(status=200, body=b, streamed=True, events=[e.as_dict() for e in parse_sse(b)]),
+    )
+    compare_responses(ResponseSnapshot(status=200, body=a), ResponseSnapshot(status=200, body=b))
+
+
+def test_deep_json_nesting_is_bounded():
+    deep = b"[" * 50_000 + b"]" * 50_000
+    compare_responses(ResponseSnapshot(status=200, body=deep), ResponseSnapshot(status=200, body=b"[]"))
+
+
+def test_deep_json_nesting_in_requests_and_streams_is_bounded():
+    from migrations_audit.diff.request_check import request_violations
+    from migrations_audit.diff.rules import ruleset_load
+
+    deep = "[" * 50_000 + "]" * 50_000
+    assert (
+        request_violations(
+            upstream_rules=ruleset_load("anthropic"),
+            version="2026-10-21",
+            method="POST",
+            path="/v1/messages",
+            body=deep.encode(),
+        )
+        == []
+    )
+    stream = f"event: completion\ndata: {deep}\n\n".encode()
+    compare_responses(
+        ResponseSnapshot(status=200, body=stream, streamed=True),
+        ResponseSnapshot(status=200, body=b"", streamed=True),
+    )
