@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from migrations_audit.models import ChangelogRule, RequestFinding, Status
+from migrations_audit.models import Status
 from migrations_audit.tracking import services
 from tests.tracking.factories import sdk_traffic
 
@@ -70,17 +70,8 @@ def shot(page, name):
 def migration(upstream_a):
     """Clients in most columns: still old, hit by a breaking change, mixed, done (the test puts one
     at risk by an override)."""
-    sampling = ChangelogRule.objects.create(
-        upstream=upstream_a,
-        key="sampling-parameters-removed",
-        version_from="2023-06-01",
-        version_to=TARGET,
-        title="`temperature`, `top_p` and `top_k` are rejected",
-        classification="breaking",
-        match={"request": {"endpoints": ["POST /v1/messages"], "forbid_fields": ["temperature"]}},
-    )
     sdk_traffic(upstream=upstream_a, release="1.17.0", key="sk-ant-billing", days_ago=list(range(28, -1, -3)))
-    hit = sdk_traffic(
+    sdk_traffic(
         upstream=upstream_a,
         release="0.125.0",
         key="sk-ant-search",
@@ -91,15 +82,6 @@ def migration(upstream_a):
             "temperature": 0.3,
             "messages": [{"role": "user", "content": "q"}],
         },
-    )
-    RequestFinding.objects.create(
-        upstream=upstream_a,
-        exchange=hit[-1],
-        client=hit[-1].client,
-        version=TARGET,
-        rule=sampling,
-        field="/temperature",
-        message="temperature: Extra inputs are not permitted",
     )
     sdk_traffic(upstream=upstream_a, release="1.17.0", key="sk-ant-chat", days_ago=[27, 20, 14, 9, 6])
     sdk_traffic(upstream=upstream_a, release="2", key="sk-ant-chat", days_ago=[4, 3, 2, 1, 0], status=400)

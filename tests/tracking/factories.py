@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from migrations_audit import services
+from migrations_audit.diff.services import request_findings_record
 from migrations_audit.models import Client, Exchange
 from migrations_audit.secrets import api_key_from_headers, key_fingerprint, mask_headers
 from migrations_audit.tracking.sdk import sdk_describe
@@ -74,7 +75,7 @@ def exchange_store(
     )
     raw = json.dumps(body).encode()
     version = masked.get(upstream.version_header, "")
-    return Exchange.objects.create(
+    exchange = Exchange.objects.create(
         upstream=upstream,
         client=client,
         started_at=started_at,
@@ -90,6 +91,9 @@ def exchange_store(
         streamed=bool(body.get("stream")) if streamed is None else streamed,
         content_hash=hashlib.sha256(raw + version.encode() + started_at.isoformat().encode()).hexdigest(),
     )
+    # Capture checks each request against the target version's request rules as it stores it.
+    request_findings_record(exchanges=[exchange])
+    return exchange
 
 
 def sdk_traffic(

@@ -5,7 +5,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from migrations_audit.models import ChangelogRule, DifferenceSignature, RequestFinding, Status, StatusChange
+from migrations_audit.diff.services import signature_of
+from migrations_audit.models import ChangelogRule, DifferenceSignature, Status, StatusChange
 from migrations_audit.tracking import selectors, services
 from migrations_audit.tracking.sdk import sdk_parse
 
@@ -43,54 +44,33 @@ def test_sdk_parse_every_era():
 
 @pytest.fixture
 def rules(upstream_a):
-    """The changelog rules of the Anthropic ruleset that these tests rely on."""
-    sampling = ChangelogRule.objects.create(
-        upstream=upstream_a,
-        key="sampling-parameters-removed",
-        version_from="2023-06-01",
-        version_to=TARGET,
-        title="`temperature`, `top_p` and `top_k` are rejected",
-        classification="breaking",
-        match={
-            "request": {
-                "endpoints": ["POST /v1/messages"],
-                "forbid_fields": ["temperature", "top_p", "top_k"],
-            }
-        },
-    )
-    named = ChangelogRule.objects.create(
-        upstream=upstream_a,
-        key="stream-named-events",
-        version_from="2023-01-01",
-        version_to="2023-06-01",
-        title="Streaming became named events",
-        classification="breaking",
-    )
-    exception = ChangelogRule.objects.create(
-        upstream=upstream_a,
-        key="complete-exception-removed",
-        version_from="2023-01-01",
-        version_to="2023-06-01",
-        title="The legacy `exception` field was removed",
-        classification="breaking",
-    )
-    for rule, kind, path in (
-        (named, "stream_framing_changed", "stream:framing"),
-        (exception, "field_removed", "/exception"),
+    """The Anthropic ruleset installed with the upstream, and the breaking signatures that a replay
+    of legacy completions traffic records (diff stage)."""
+    installed = {rule.key: rule for rule in ChangelogRule.objects.filter(upstream=upstream_a)}
+    for key, kind, path in (
+        ("stream-named-events", "stream_framing_changed", "stream:framing"),
+        ("complete-exception-removed", "field_removed", "/exception"),
     ):
         DifferenceSignature.objects.create(
             upstream=upstream_a,
-            signature=rule.key,
+            signature=signature_of(
+                version_from="2023-01-01",
+                version_to="2023-06-01",
+                endpoint="POST /v1/complete",
+                kind=kind,
+                path=path,
+                rule_key=key,
+            ),
             version_from="2023-01-01",
             version_to="2023-06-01",
             endpoint="POST /v1/complete",
             kind=kind,
             path=path,
             classification="breaking",
-            rule=rule,
+            rule=installed[key],
             count=3,
         )
-    return {"sampling": sampling, "named": named, "exception": exception}
+    return installed
 
 
 @pytest.fixture
@@ -125,15 +105,6 @@ def fleet(upstream_a, rules):
         days_ago=[6, 2],
         body=COMPLETE_BODY,
         path="/v1/complete",
-    )
-    RequestFinding.objects.create(
-        upstream=upstream_a,
-        exchange=sampling[-1],
-        client=sampling[-1].client,
-        version=TARGET,
-        rule=rules["sampling"],
-        field="/temperature",
-        message="temperature: Extra inputs are not permitted",
     )
     return {
         "plain": plain[0].client,
@@ -185,7 +156,9 @@ def test_each_status_and_impact_is_derived_from_traffic(upstream_a, fleet):
     impact = {name: {e["key"]: e for e in states[fleet[name].pk].evidence["impact"]} for name in names}
     # The sampling client is hit by the request rule, seen directly on its own exchange.
     sampling = impact["sampling"]["sampling-parameters-removed"]
-    assert sampling["direct"] and sampling["exchange_ids"] == [fleet["sampling_exchanges"][-1].pk]
+    assert sampling["direct"]
+    assert sorted(sampling["exchange_ids"]) == sorted(e.pk for e in fleet["sampling_exchanges"])
+    assert "/temperature" in sampling["why"]
     # A client that streams completions is hit by the SSE change; one that never streams is not,
     # but it reads the non-streamed body that lost `exception`.
     assert set(impact["streamer"]) == {"stream-named-events", "complete-exception-removed"} - {
