@@ -176,6 +176,7 @@ def migration_refresh(*, migration: Migration, now: datetime | None = None) -> l
     clients = list(migration_scope(migration=migration))
     facts_by_client = traffic_facts.clients_traffic(upstream=upstream, client_ids=[c.pk for c in clients])
     states = {state.client_id: state for state in migration.states.all()}
+    upstream_changes = traffic_facts.upstream_changes(upstream=upstream)
     changes = []
     for client in clients:
         facts = facts_by_client[client.pk]
@@ -185,6 +186,7 @@ def migration_refresh(*, migration: Migration, now: datetime | None = None) -> l
             client_id=client.pk,
             target_version=migration.target_version,
             from_versions=migration.from_versions,
+            changes=upstream_changes,
         )
         accidental = traffic_facts.accidental_migration(
             facts=facts, exchanges=Exchange.objects.filter(upstream=upstream, client=client)

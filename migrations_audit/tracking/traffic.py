@@ -263,22 +263,57 @@ def _json_object(body) -> dict:
 # Impact: the breaking differences of the upstream that this client's own traffic runs into.
 
 
+@dataclass
+class UpstreamChanges:
+    """The upstream's breaking signatures and rules, read once for every client of a refresh."""
+
+    signatures: list[DifferenceSignature]
+    # client id -> ids of the signatures seen in replays of that client's own exchanges
+    seen_by_client: dict[int, set[int]]
+    rules: list[ChangelogRule]
+
+
+def upstream_changes(*, upstream) -> UpstreamChanges:
+    seen_by_client: dict[int, set[int]] = defaultdict(set)
+    for client_id, signature_id in DifferenceSignature.clients.through.objects.filter(
+        differencesignature__upstream=upstream, differencesignature__classification="breaking"
+    ).values_list("client_id", "differencesignature_id"):
+        seen_by_client[client_id].add(signature_id)
+    return UpstreamChanges(
+        signatures=list(
+            DifferenceSignature.objects.filter(upstream=upstream, classification="breaking").select_related(
+                "rule"
+            )
+        ),
+        seen_by_client=seen_by_client,
+        rules=list(ChangelogRule.objects.filter(upstream=upstream, classification="breaking")),
+    )
+
+
 def client_impact(
-    *, upstream, facts: ClientTraffic, client_id: int, target_version: str, from_versions: list[str]
+    *,
+    upstream,
+    facts: ClientTraffic,
+    client_id: int,
+    target_version: str,
+    from_versions: list[str],
+    changes: UpstreamChanges | None = None,
 ) -> list[dict]:
     """Which breaking changes between the client's versions and the target hit this client, and why.
 
     Each entry: key, title, source ("difference" or "request"), direct (seen on the client's own
     exchanges) or inferred from the features it uses, why (in words), endpoint, exchange_ids.
+    Pass `changes` (upstream_changes) when judging many clients of one upstream.
     """
+    changes = changes or upstream_changes(upstream=upstream)
     old_versions = [v for v in facts.versions if v and v != target_version]
     if not old_versions and from_versions:
         # A client already on the target is still hit by what its requests send (a 400 it gets now).
         old_versions = list(from_versions)
     low = min([*from_versions, *old_versions]) if (from_versions or old_versions) else target_version
     impact = []
-    impact.extend(_difference_impact(upstream, facts, client_id, target_version, low, old_versions))
-    impact.extend(_request_impact(upstream, facts, client_id, target_version, low))
+    impact.extend(_difference_impact(upstream, changes, facts, client_id, target_version, low, old_versions))
+    impact.extend(_request_impact(upstream, changes, facts, client_id, target_version, low))
     return impact
 
 
@@ -288,17 +323,10 @@ def _in_range(version_from: str, version_to: str, low: str, target: str, old_ver
     return any(version_between(version_from, old, target) for old in old_versions) if old_versions else True
 
 
-def _difference_impact(upstream, facts, client_id, target, low, old_versions) -> list[dict]:
-    signatures = DifferenceSignature.objects.filter(
-        upstream=upstream, classification="breaking"
-    ).select_related("rule")
-    direct_ids = set(
-        DifferenceSignature.clients.through.objects.filter(
-            differencesignature__upstream=upstream, client_id=client_id
-        ).values_list("differencesignature_id", flat=True)
-    )
+def _difference_impact(upstream, changes, facts, client_id, target, low, old_versions) -> list[dict]:
+    direct_ids = changes.seen_by_client.get(client_id, set())
     impact = []
-    for signature in signatures:
+    for signature in changes.signatures:
         if not _in_range(signature.version_from, signature.version_to, low, target, old_versions):
             continue
         title = signature.rule.title if signature.rule else f"{signature.kind} at {signature.path}"
@@ -341,7 +369,7 @@ def _difference_impact(upstream, facts, client_id, target, low, old_versions) ->
     return _dedupe(impact)
 
 
-def _request_impact(upstream, facts, client_id, target, low) -> list[dict]:
+def _request_impact(upstream, changes, facts, client_id, target, low) -> list[dict]:
     """Requests the target version rejects: findings on the client's exchanges, else its features."""
     impact = []
     findings = (
@@ -373,8 +401,7 @@ def _request_impact(upstream, facts, client_id, target, low) -> list[dict]:
     found_keys = {entry["key"] for entry in impact}
     # Request rules without findings yet (the diff stage checks requests at capture): the sampling
     # parameters a client sends are enough to know a rule that forbids them will reject it.
-    rules = ChangelogRule.objects.filter(upstream=upstream, classification="breaking")
-    for rule in rules:
+    for rule in changes.rules:
         request_rule = (rule.match or {}).get("request") or {}
         forbidden = request_rule.get("forbid_fields") or []
         if not forbidden or rule.key in found_keys:
