@@ -234,7 +234,7 @@ def client_profile(
         if target_version
         else []
     )
-    exchanges = Exchange.objects.filter(upstream=upstream, client=client)
+    exchanges = Exchange.objects.filter(client=client)
     today = timezone.localdate()
     days = [
         {"day": day, "versions": dict(counts), "errors": facts.day_errors.get(day, 0)}
@@ -277,7 +277,7 @@ def clients_overview(*, upstream: Upstream, owner: str = "") -> list[dict]:
     ids = [client.pk for client in clients]
     versions: dict[int, list[str]] = {}
     for row in (
-        Exchange.objects.filter(upstream=upstream, client_id__in=ids)
+        Exchange.objects.filter(client_id__in=ids)
         .values("client_id", "api_version")
         .annotate(last=Max("started_at"))
         .order_by("client_id", "api_version")
@@ -285,7 +285,7 @@ def clients_overview(*, upstream: Upstream, owner: str = "") -> list[dict]:
         versions.setdefault(row["client_id"], []).append(row["api_version"] or "none")
     sdks: dict[int, set[str]] = {}
     for row in (
-        Exchange.objects.filter(upstream=upstream, client_id__in=ids)
+        Exchange.objects.filter(client_id__in=ids)
         .values("client_id", "sdk", "user_agent")
         .annotate(n=Count("id"))
     ):

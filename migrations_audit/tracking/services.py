@@ -189,7 +189,7 @@ def migration_refresh(*, migration: Migration, now: datetime | None = None) -> l
             changes=upstream_changes,
         )
         accidental = traffic_facts.accidental_migration(
-            facts=facts, exchanges=Exchange.objects.filter(upstream=upstream, client=client)
+            facts=facts, exchanges=Exchange.objects.filter(client=client)
         )
         status, reason = status_derive(facts=facts, migration=migration, impact=impact, now=now)
         evidence = evidence_build(
