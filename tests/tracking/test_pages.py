@@ -270,3 +270,26 @@ def test_api_board_for_session_and_team_token(client, alice, bob, charlie, migra
     assert client.get(other_api, HTTP_AUTHORIZATION=f"Bearer {token_a}").status_code == 404
     client.force_login(charlie)
     assert client.get(api).status_code == 404
+
+
+def test_board_polls_as_an_htmx_partial(client, bob, migration):
+    urls, _ = urls_for(migration)
+    client.force_login(bob)
+    response = client.get(urls["migration"] + "?partial=board", HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert response.status_code == 200 and "<html" not in html
+    assert 'id="board"' in html and 'hx-trigger="every 60s"' in html
+
+
+def test_admin_lists_tracking_rows_and_keeps_history_read_only(client, migration):
+    from django.contrib.auth import get_user_model
+
+    root = get_user_model().objects.create_superuser("root", "root@example.com", "root-password")
+    client.force_login(root)
+    for model in ("migration", "migrationclientstate", "statuschange"):
+        assert client.get(reverse(f"admin:migrations_audit_{model}_changelist")).status_code == 200, model
+    change = migration.status_changes.first()
+    page = client.get(
+        reverse("admin:migrations_audit_statuschange_change", args=[change.pk])
+    ).content.decode()
+    assert "sk-ant" not in page and 'name="cause"' not in page
