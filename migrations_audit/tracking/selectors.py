@@ -12,6 +12,7 @@ from migrations_audit.models import Client, Exchange, Migration, MigrationClient
 from migrations_audit.selectors import upstreams_for_user
 
 from . import traffic as traffic_facts
+from .sdk import sdk_parse
 
 # Board columns, in the order a migration moves through them.
 BOARD_ORDER = [Status.NOT_STARTED, Status.AFFECTED, Status.IN_PROGRESS, Status.AT_RISK, Status.MIGRATED]
@@ -212,11 +213,7 @@ def client_profile(
     """
     upstream = client.upstream
     if not target_version:
-        migration = (
-            Migration.objects.filter(upstream=upstream, closed_at__isnull=True)
-            .order_by("-created_at")
-            .first()
-        )
+        migration = latest_open_migration(upstream=upstream)
         target_version = upstream.target_version or (migration.target_version if migration else "")
         if from_versions is None and migration is not None and not upstream.target_version:
             from_versions = migration.from_versions
@@ -260,11 +257,17 @@ def client_profile(
     }
 
 
-def clients_overview(*, upstream: Upstream, owner: str = "") -> list[dict]:
+def latest_open_migration(*, upstream: Upstream) -> Migration | None:
+    return Migration.objects.filter(upstream=upstream, closed_at__isnull=True).order_by("-created_at").first()
+
+
+def clients_overview(
+    *, upstream: Upstream, owner: str = "", migration: Migration | None = None
+) -> list[dict]:
     """The Clients page: each client with its versions, SDKs, owner and impact summary.
 
     `owner` filters: "unowned", "owned" or "" (all). Versions and SDKs come from two aggregate
-    queries; impact and status from the latest open migration's states.
+    queries; impact and status from `migration`'s states (see latest_open_migration).
     """
     clients = (
         Client.objects.filter(upstream=upstream).select_related("team").order_by("team", "label", "identity")
@@ -289,12 +292,9 @@ def clients_overview(*, upstream: Upstream, owner: str = "") -> list[dict]:
         .values("client_id", "sdk", "user_agent")
         .annotate(n=Count("id"))
     ):
-        parsed = traffic_facts.sdk_parse(user_agent=row["user_agent"], sdk=row["sdk"])
+        parsed = sdk_parse(user_agent=row["user_agent"], sdk=row["sdk"])
         if parsed is not None:
             sdks.setdefault(row["client_id"], set()).add(str(parsed))
-    migration = (
-        Migration.objects.filter(upstream=upstream, closed_at__isnull=True).order_by("-created_at").first()
-    )
     states = (
         {
             state.client_id: state

@@ -36,9 +36,13 @@ def _upstream(request, slug, *, edit: bool = False):
 def clients(request, slug):
     upstream, can_edit = _upstream(request, slug)
     owner = request.GET.get("owner", "")
-    rows = selectors.clients_overview(upstream=upstream, owner=owner if owner in ("owned", "unowned") else "")
+    migration = selectors.latest_open_migration(upstream=upstream)
+    rows = selectors.clients_overview(
+        upstream=upstream, owner=owner if owner in ("owned", "unowned") else "", migration=migration
+    )
     context = {
         "upstream": upstream,
+        "migration": migration,
         "rows": rows,
         "owner": owner,
         "claim_teams": list(selectors.claimable_teams(user=request.user)),
