@@ -23,6 +23,9 @@ urlpatterns = [
         name="migration_refresh",
     ),
     path(
+        "u/<slug:slug>/migrations/<int:migration_id>/close/", tracking.migration_close, name="migration_close"
+    ),
+    path(
         "u/<slug:slug>/migrations/<int:migration_id>/clients/<int:client_id>/",
         tracking.migration_client,
         name="migration_client",

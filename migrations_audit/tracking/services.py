@@ -242,6 +242,13 @@ def migrations_refresh_active(*, now: datetime | None = None) -> int:
     return count
 
 
+def migration_close(*, migration: Migration, closed: bool = True) -> Migration:
+    """Close a migration (it stops being refreshed and leaves the Clients page), or reopen it."""
+    migration.closed_at = timezone.now() if closed else None
+    migration.save(update_fields=["closed_at"])
+    return migration
+
+
 def migration_state_override(*, state: MigrationClientState, status: str, reason: str, by) -> StatusChange:
     """Set (or, with an empty status, clear) a user's override of a client's status."""
     if status and status not in Status.values:

@@ -161,6 +161,15 @@ def migration_refresh(request, slug, migration_id):
     return redirect("migrations_audit:migration", upstream.slug, migration.pk)
 
 
+@require_POST
+def migration_close(request, slug, migration_id):
+    upstream, _ = _upstream(request, slug, edit=True)
+    migration = selectors.migration_for_upstream(upstream=upstream, migration_id=migration_id)
+    services.migration_close(migration=migration, closed=request.POST.get("closed", "1") == "1")
+    messages.success(request, "Migration closed." if migration.closed_at else "Migration reopened.")
+    return redirect("migrations_audit:migration", upstream.slug, migration.pk)
+
+
 def _client_context(request, upstream, migration, client_id, can_edit, **forms):
     state = selectors.state_for_migration(migration=migration, client_id=client_id)
     return {

@@ -165,3 +165,16 @@ def test_board_works_with_javascript_off(browser, live_server, alice, migration)
     assert "Billing moves in sprint 42" in page.content()
     shot(page, "migration-client-no-js")
     context.close()
+
+
+def test_create_a_migration_from_the_form(page, alice, upstream_a):
+    sdk_traffic(upstream=upstream_a, release="1.17.0", key="sk-ant-form", days_ago=[3, 1])
+    login(page, "alice", "alice-password")
+    page.goto(f"/u/{upstream_a.slug}/migrations/")
+    page.get_by_label("Name:", exact=True).fill("Q1 move to 2026-10-21")
+    page.get_by_label("Deadline:", exact=True).fill((timezone.localdate() + timedelta(days=120)).isoformat())
+    shot(page, "migrations-new")
+    page.get_by_role("button", name="Create migration").click()
+    page.wait_for_load_state()
+    assert page.get_by_role("heading", name="Q1 move to 2026-10-21").count() == 1
+    assert page.locator(".status-col-not_started .board-card").count() == 1

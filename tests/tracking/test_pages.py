@@ -63,6 +63,7 @@ def urls_for(migration):
         "note": reverse("migrations_audit:migration_client_note", args=[slug, migration.pk, client.pk]),
         "claim": reverse("migrations_audit:client_claim", args=[slug, client.pk]),
         "refresh": reverse("migrations_audit:migration_refresh", args=[slug, migration.pk]),
+        "close": reverse("migrations_audit:migration_close", args=[slug, migration.pk]),
         "api": reverse("migrations_audit:api_migration", args=[migration.pk]),
     }, client
 
@@ -116,6 +117,7 @@ def test_bob_the_viewer_reads_but_changes_nothing(client, bob, migration):
         "note": {"note": "bob was here"},
         "claim": {},
         "refresh": {},
+        "close": {},
         "migrations": {
             "name": "Bob's",
             "target_version": TARGET,
@@ -133,6 +135,8 @@ def test_bob_the_viewer_reads_but_changes_nothing(client, bob, migration):
     target.refresh_from_db()
     assert target.team is None
     assert migration.upstream.migrations.count() == 1
+    migration.refresh_from_db()
+    assert migration.is_active
 
 
 def test_charlie_of_team_b_gets_404_for_everything_of_team_a(client, charlie, migration, other_migration):
@@ -140,7 +144,7 @@ def test_charlie_of_team_b_gets_404_for_everything_of_team_a(client, charlie, mi
     client.force_login(charlie)
     for name in READ_PAGES:
         assert client.get(urls[name]).status_code == 404, name
-    for name in ("override", "note", "claim", "refresh", "migrations"):
+    for name in ("override", "note", "claim", "refresh", "close", "migrations"):
         assert client.post(urls[name], {"status": "", "reason": "x"}).status_code == 404, name
         assert client.post(urls[name], {}, HTTP_HX_REQUEST="true").status_code == 404, name
     assert client.get(urls["api"]).status_code == 404
@@ -248,6 +252,15 @@ def test_alice_creates_a_migration_and_refreshes_it(client, alice, upstream_a, m
     assert {state.status for state in created.states.all()} == {Status.AT_RISK}
     response = client.post(reverse("migrations_audit:migration_refresh", args=[upstream_a.slug, created.pk]))
     assert response.status_code == 302
+    # Closed, it is no longer refreshed; reopened, it is again.
+    close = reverse("migrations_audit:migration_close", args=[upstream_a.slug, created.pk])
+    assert client.post(close, {"closed": "1"}).status_code == 302
+    created.refresh_from_db()
+    assert not created.is_active
+    assert "Reopen migration" in client.get(response["Location"]).content.decode()
+    client.post(close, {"closed": "0"})
+    created.refresh_from_db()
+    assert created.is_active
 
 
 def test_api_board_for_session_and_team_token(client, alice, bob, charlie, migration, other_migration):
