@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from migrations_audit.diff.services import signature_of
-from migrations_audit.models import ChangelogRule, DifferenceSignature, Status, StatusChange
+from migrations_audit.models import ChangelogRule, Difference, DifferenceSignature, Status, StatusChange
 from migrations_audit.tracking import selectors, services
 from migrations_audit.tracking.sdk import sdk_parse
 
@@ -248,3 +248,69 @@ def test_burndown_counts_clients_and_traffic_still_on_old_versions(upstream_a, f
     assert today.clients_on_old == 4
     old_requests = 1 + 0  # plain's request today; "done" and "mixed" sent the target only
     assert (today.old_requests, today.requests) == (old_requests, 1 + 1 + 2)
+
+
+def test_a_tools_change_hits_only_the_clients_that_send_tools(upstream_a):
+    tools_body = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 16,
+        "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
+        "messages": [{"role": "user", "content": "weather?"}],
+    }
+    with_tools = sdk_traffic(
+        upstream=upstream_a, release="js", key="sk-ant-tools", days_ago=[2, 1], body=tools_body
+    )
+    without = sdk_traffic(upstream=upstream_a, release="1.17.0", key="sk-ant-chat", days_ago=[2, 1])
+    DifferenceSignature.objects.create(
+        upstream=upstream_a,
+        signature="tool-use-input",
+        version_from="2023-06-01",
+        version_to=TARGET,
+        endpoint="POST /v1/messages",
+        kind="type_changed",
+        path="/content/*/tool_use/input",
+        classification="breaking",
+        count=1,
+    )
+    migration = migration_for(upstream_a, from_versions=["2023-06-01"])
+    services.migration_refresh(migration=migration)
+    states = states_by_client(migration)
+    tools_state = states[with_tools[0].client_id]
+    assert tools_state.status == Status.AFFECTED
+    [entry] = tools_state.evidence["impact"]
+    assert entry["why"] == "sends tools on POST /v1/messages" and not entry["direct"]
+    assert set(entry["exchange_ids"]) == {e.pk for e in with_tools}
+    assert "tools" in tools_state.evidence["features"] and tools_state.evidence["sdks"] == ["JS 0.30.1"]
+    assert states[without[0].client_id].evidence["impact"] == []
+    assert states[without[0].client_id].status == Status.NOT_STARTED
+
+
+def test_a_difference_seen_in_replays_of_a_clients_exchanges_is_direct_evidence(upstream_a, rules):
+    [legacy] = sdk_traffic(
+        upstream=upstream_a,
+        release="0.2.10",
+        key="sk-ant-replayed",
+        days_ago=[1],
+        body=COMPLETE_BODY,
+        path="/v1/complete",
+    )
+    signature = DifferenceSignature.objects.get(upstream=upstream_a, path="/exception")
+    signature.clients.add(legacy.client)
+    Difference.objects.create(
+        upstream=upstream_a,
+        exchange=legacy,
+        version_from="2023-01-01",
+        version_to="2023-06-01",
+        kind="field_removed",
+        path="/exception",
+        before=None,
+        classification="breaking",
+        rule=signature.rule,
+        signature=signature.signature,
+    )
+    migration = migration_for(upstream_a)
+    services.migration_refresh(migration=migration)
+    [entry] = migration.states.get(client=legacy.client).evidence["impact"]
+    assert entry["key"] == "complete-exception-removed" and entry["direct"]
+    assert entry["exchange_ids"] == [legacy.pk]
+    assert entry["why"] == "seen in replays of this client's own exchanges"
