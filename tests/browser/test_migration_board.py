@@ -110,6 +110,9 @@ def test_migration_board_override_and_claim(page, alice, migration):
         assert board.get_by_role("heading", name=label).count() == 1, label
     assert page.locator("svg[role=img] polyline.line-clients").count() == 1
     shot(page, "migration-board")
+    page.set_viewport_size({"width": 390, "height": 844})
+    shot(page, "migration-board-phone")
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     # The per-client detail: evidence with links to the exchanges, then an override through htmx.
     affected = migration.states.get(derived_status=Status.AFFECTED)
