@@ -3,7 +3,7 @@ and each client's SDK, features, status and accidental migration come out of tho
 
 The recorder below only answers well enough for each SDK to finish its call and keeps the raw
 request (headers exactly as the SDK sent them). When the recording proxy is on main, the same
-scenario runs through /proxy/<slug>/ instead (see test_proxy_traffic.py once it lands).
+scenario also runs through /proxy/<slug>/ (test_proxy_traffic.py, skipped until it lands).
 """
 
 import json
