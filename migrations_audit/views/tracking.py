@@ -10,7 +10,6 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from migrations_audit import selectors as core_selectors
@@ -98,7 +97,7 @@ def client_claim(request, slug, client_id):
         messages.error(request, error)
     else:
         messages.success(request, f"{client.display_name} now belongs to {team.name}.")
-    return redirect(request.POST.get("next") or reverse("migrations_audit:clients", args=[upstream.slug]))
+    return redirect("migrations_audit:clients", upstream.slug)
 
 
 # Migrations
