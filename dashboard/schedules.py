@@ -10,4 +10,9 @@ BEAT_SCHEDULE = {
         "task": "migrations_audit.tasks.heartbeat",
         "schedule": 60.0,
     },
+    # Each open migration's client statuses, derived again from the traffic recorded since.
+    "tracking-refresh": {
+        "task": "migrations_audit.tasks.tracking_refresh_active",
+        "schedule": 60.0,
+    },
 }

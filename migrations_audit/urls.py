@@ -1,6 +1,6 @@
 from django.urls import path
 
-from migrations_audit.views import capture, pages
+from migrations_audit.views import capture, pages, tracking
 
 app_name = "migrations_audit"
 
@@ -12,7 +12,35 @@ urlpatterns = [
     path("u/<slug:slug>/runs/", pages.runs, name="runs"),
     path("u/<slug:slug>/runs/<int:run_id>/", pages.run_detail, name="run"),
     path("u/<slug:slug>/differences/", pages.differences, name="differences"),
-    path("u/<slug:slug>/clients/", pages.clients, name="clients"),
+    path("u/<slug:slug>/clients/", tracking.clients, name="clients"),
+    path("u/<slug:slug>/clients/<int:client_id>/", tracking.client_detail, name="client"),
+    path("u/<slug:slug>/clients/<int:client_id>/claim/", tracking.client_claim, name="client_claim"),
+    path("u/<slug:slug>/migrations/", tracking.migrations, name="migrations"),
+    path("u/<slug:slug>/migrations/<int:migration_id>/", tracking.migration_detail, name="migration"),
+    path(
+        "u/<slug:slug>/migrations/<int:migration_id>/refresh/",
+        tracking.migration_refresh,
+        name="migration_refresh",
+    ),
+    path(
+        "u/<slug:slug>/migrations/<int:migration_id>/close/", tracking.migration_close, name="migration_close"
+    ),
+    path(
+        "u/<slug:slug>/migrations/<int:migration_id>/clients/<int:client_id>/",
+        tracking.migration_client,
+        name="migration_client",
+    ),
+    path(
+        "u/<slug:slug>/migrations/<int:migration_id>/clients/<int:client_id>/override/",
+        tracking.migration_client_override,
+        name="migration_client_override",
+    ),
+    path(
+        "u/<slug:slug>/migrations/<int:migration_id>/clients/<int:client_id>/note/",
+        tracking.migration_client_note,
+        name="migration_client_note",
+    ),
+    path("api/v1/migrations/<int:migration_id>", tracking.api_migration, name="api_migration"),
     path("reports/", pages.reports, name="reports"),
     path("settings/", pages.settings_page, name="settings"),
     path("healthz", pages.health, name="health"),

@@ -11,6 +11,7 @@ from .diff import (
     RequestFinding,
 )
 from .replay import ReplayAttempt, ReplayResult, ReplayRun
+from .tracking import Migration, MigrationClientState, Status, StatusChange
 
 __all__ = [
     "ApiToken",
@@ -24,10 +25,14 @@ __all__ = [
     "ExchangeComparison",
     "HarImport",
     "Membership",
+    "Migration",
+    "MigrationClientState",
     "ReplayAttempt",
     "ReplayResult",
     "ReplayRun",
     "RequestFinding",
+    "Status",
+    "StatusChange",
     "Team",
     "Upstream",
     "WorkerHeartbeat",

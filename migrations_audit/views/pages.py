@@ -6,7 +6,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from migrations_audit import selectors
-from migrations_audit.models import Client, Exchange, ReplayRun
+from migrations_audit.models import Exchange, ReplayRun
 
 
 def home(request):
@@ -62,12 +62,6 @@ def differences(request, slug):
     return render(
         request, "migrations_audit/differences.html", {"upstream": upstream, "signatures": signatures}
     )
-
-
-def clients(request, slug):
-    upstream = selectors.upstream_for_user(user=request.user, slug=slug)
-    rows = Client.objects.filter(upstream=upstream).select_related("team")
-    return render(request, "migrations_audit/clients.html", {"upstream": upstream, "clients": rows})
 
 
 def reports(request):
