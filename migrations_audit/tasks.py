@@ -33,3 +33,33 @@ def tracking_refresh_migration(migration_id: int) -> int:
     if migration is None:
         return 0
     return len(tracking_services.migration_refresh(migration=migration))
+
+
+# Reports: scheduled compatibility snapshots.
+
+
+@shared_task(name="migrations_audit.tasks.reports_due", acks_late=True)
+def reports_due() -> None:
+    from migrations_audit.models import ReportDefinition
+    from migrations_audit.reports import services as reports
+
+    for definition_id in reports.reports_due_claim():
+        report_run.delay(definition_id)
+    for definition_id in ReportDefinition.objects.filter(pending_run__isnull=False).values_list(
+        "pk", flat=True
+    ):
+        reports.report_replay_check(definition_id=definition_id)
+
+
+@shared_task(name="migrations_audit.tasks.report_run", acks_late=True)
+def report_run(definition_id: int) -> None:
+    from migrations_audit.reports import services as reports
+
+    reports.report_run(definition_id=definition_id)
+
+
+@shared_task(name="migrations_audit.tasks.report_email", acks_late=True)
+def report_email(snapshot_id: int) -> None:
+    from migrations_audit.reports import services as reports
+
+    reports.snapshot_email(snapshot_id=snapshot_id)

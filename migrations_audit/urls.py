@@ -1,6 +1,6 @@
 from django.urls import path
 
-from migrations_audit.views import capture, pages, tracking
+from migrations_audit.views import capture, pages, reports, tracking
 
 app_name = "migrations_audit"
 
@@ -44,7 +44,13 @@ urlpatterns = [
         name="migration_client_note",
     ),
     path("api/v1/migrations/<int:migration_id>", tracking.api_migration, name="api_migration"),
-    path("reports/", pages.reports, name="reports"),
+    path("reports/", reports.reports, name="reports"),
+    path("reports/new/", reports.report_edit, name="report_new"),
+    path("reports/<int:definition_id>/", reports.report_detail, name="report"),
+    path("reports/<int:definition_id>/edit/", reports.report_edit, name="report_edit"),
+    path("reports/<int:definition_id>/run/", reports.report_run_now, name="report_run"),
+    path("reports/snapshots/<int:snapshot_id>/", reports.report_snapshot, name="report_snapshot"),
+    path("reports/snapshots/<int:snapshot_id>.<str:fmt>", reports.report_snapshot, name="report_download"),
     path("settings/", pages.settings_page, name="settings"),
     path("healthz", pages.health, name="health"),
     # Capture

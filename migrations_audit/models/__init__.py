@@ -11,6 +11,7 @@ from .diff import (
     RequestFinding,
 )
 from .replay import ReplayAttempt, ReplayResult, ReplayRun
+from .reports import ReportDefinition, ReportSnapshot
 from .tracking import Migration, MigrationClientState, Status, StatusChange
 
 __all__ = [
@@ -30,6 +31,8 @@ __all__ = [
     "ReplayAttempt",
     "ReplayResult",
     "ReplayRun",
+    "ReportDefinition",
+    "ReportSnapshot",
     "RequestFinding",
     "Status",
     "StatusChange",

@@ -185,10 +185,6 @@ def difference_examples(request, slug, signature_id):
     return render(request, template, context)
 
 
-def reports(request):
-    return render(request, "migrations_audit/reports.html", {})
-
-
 def settings_page(request):
     teams = selectors.teams_for_user(user=request.user).prefetch_related("upstreams", "api_tokens")
     return render(request, "migrations_audit/settings.html", {"teams": teams})
