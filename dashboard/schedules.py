@@ -12,6 +12,11 @@ BEAT_SCHEDULE = {
         "task": "migrations_audit.tasks.reports_due",
         "schedule": float(settings.REPORTS_TICK_SECONDS),
     },
+    # Re-queue replay work that a lost message or a killed worker left behind.
+    "replay-reconcile": {
+        "task": "migrations_audit.tasks.replay_reconcile",
+        "schedule": float(settings.REPLAY_RECONCILE_SECONDS),
+    },
     "heartbeat": {
         "task": "migrations_audit.tasks.heartbeat",
         "schedule": 60.0,

@@ -228,6 +228,13 @@ MIGRATION_AUDIT_SECRET_FIELDS = env_list(
 MIGRATION_AUDIT_ENCRYPTION_KEY = env_str("MIGRATION_AUDIT_ENCRYPTION_KEY")
 MIGRATION_AUDIT_PROXY_TIMEOUT = env_int("MIGRATION_AUDIT_PROXY_TIMEOUT", 600, minimum=1)
 MIGRATION_AUDIT_MAX_BODY_BYTES = env_int("MIGRATION_AUDIT_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=1024)
+# Replays: tries per request (429, 529, 5xx and transport errors are retried), first backoff, timeout,
+# and how long a worker holds a result before another may take it over.
+REPLAY_MAX_TRIES = env_int("REPLAY_MAX_TRIES", 5, minimum=1)
+REPLAY_BACKOFF_SECONDS = float(env_int("REPLAY_BACKOFF_MS", 500, minimum=1)) / 1000
+REPLAY_TIMEOUT_SECONDS = env_int("REPLAY_TIMEOUT_SECONDS", 120, minimum=1)
+REPLAY_LEASE_SECONDS = env_int("REPLAY_LEASE_SECONDS", 300, minimum=2)
+REPLAY_RECONCILE_SECONDS = env_int("REPLAY_RECONCILE_SECONDS", 15, minimum=1)
 # How often beat looks for report schedules that are due.
 REPORTS_TICK_SECONDS = env_int("REPORTS_TICK_SECONDS", 30, minimum=1)
 MIGRATION_AUDIT_DEFAULT_UPSTREAM = env_str("MIGRATION_AUDIT_DEFAULT_UPSTREAM", "anthropic")

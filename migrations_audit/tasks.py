@@ -63,3 +63,20 @@ def report_email(snapshot_id: int) -> None:
     from migrations_audit.reports import services as reports
 
     reports.snapshot_email(snapshot_id=snapshot_id)
+
+
+# Replay: one task per result (ids only), and a reconcile tick for work nobody is doing.
+
+
+@shared_task(name="migrations_audit.tasks.replay_result", acks_late=True)
+def replay_result(result_id: int) -> None:
+    from migrations_audit.replay import services as replay
+
+    replay.result_execute(result_id=result_id)
+
+
+@shared_task(name="migrations_audit.tasks.replay_reconcile", acks_late=True)
+def replay_reconcile() -> None:
+    from migrations_audit.replay import services as replay
+
+    replay.run_reconcile()

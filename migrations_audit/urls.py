@@ -1,6 +1,6 @@
 from django.urls import path
 
-from migrations_audit.views import capture, pages, reports, tracking
+from migrations_audit.views import capture, pages, replay, reports, tracking
 
 app_name = "migrations_audit"
 
@@ -10,7 +10,12 @@ urlpatterns = [
     path("u/<slug:slug>/traffic/", pages.traffic, name="traffic"),
     path("u/<slug:slug>/traffic/<int:exchange_id>/", pages.exchange_detail, name="exchange"),
     path("u/<slug:slug>/runs/", pages.runs, name="runs"),
-    path("u/<slug:slug>/runs/<int:run_id>/", pages.run_detail, name="run"),
+    path("u/<slug:slug>/runs/new/", replay.run_start, name="run_start"),
+    path("u/<slug:slug>/runs/<int:run_id>/", replay.run_detail, name="run"),
+    path("u/<slug:slug>/runs/<int:run_id>/cancel/", replay.run_cancel, name="run_cancel"),
+    path("u/<slug:slug>/runs/<int:run_id>/resume/", replay.run_resume, name="run_resume"),
+    path("api/v1/runs", replay.api_runs, name="api_runs"),
+    path("api/v1/runs/<int:run_id>", replay.api_run, name="api_run"),
     path("u/<slug:slug>/differences/", pages.differences, name="differences"),
     path(
         "u/<slug:slug>/differences/<int:signature_id>/", pages.difference_examples, name="difference_examples"

@@ -10,7 +10,7 @@ from .diff import (
     ExchangeComparison,
     RequestFinding,
 )
-from .replay import ReplayAttempt, ReplayResult, ReplayRun
+from .replay import RateLimiterState, ReplayAttempt, ReplayResult, ReplayRun
 from .reports import ReportDefinition, ReportSnapshot
 from .tracking import Migration, MigrationClientState, Status, StatusChange
 
@@ -28,6 +28,7 @@ __all__ = [
     "Membership",
     "Migration",
     "MigrationClientState",
+    "RateLimiterState",
     "ReplayAttempt",
     "ReplayResult",
     "ReplayRun",

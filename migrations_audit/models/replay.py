@@ -59,6 +59,12 @@ class ReplayResult(models.Model):
     attempt = models.PositiveSmallIntegerField(default=1)
     state = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     leased_until = models.DateTimeField(null=True, blank=True)
+    # When a task for this result was last queued, and the earliest time a retry may run: the
+    # reconcile task queues again what a lost message or a killed worker left behind.
+    queued_at = models.DateTimeField(null=True, blank=True)
+    not_before = models.DateTimeField(null=True, blank=True)
+    # Set once, by whichever worker finishes an exchange's last result: it alone runs the diff.
+    diffed_at = models.DateTimeField(null=True, blank=True)
     status = models.PositiveSmallIntegerField(null=True, blank=True)
     response_headers = models.JSONField(default=dict)
     response_body = models.BinaryField(default=b"")
@@ -77,6 +83,17 @@ class ReplayResult(models.Model):
 
     def __str__(self):
         return f"{self.exchange_id}@{self.version}#{self.attempt}: {self.state}"
+
+
+class RateLimiterState(models.Model):
+    """The database-backed limiter of replays to one upstream (used when the broker is not Redis)."""
+
+    upstream = models.OneToOneField(Upstream, on_delete=models.CASCADE, related_name="+")
+    # The earliest moment (epoch seconds) the next request may start: one request every 1/rps.
+    next_slot = models.FloatField(default=0.0)
+
+    def __str__(self):
+        return f"limiter of {self.upstream_id}"
 
 
 class ReplayAttempt(models.Model):

@@ -142,12 +142,6 @@ def runs(request, slug):
     return render(request, "migrations_audit/runs.html", {"upstream": upstream, "page": page})
 
 
-def run_detail(request, slug, run_id):
-    upstream = selectors.upstream_for_user(user=request.user, slug=slug)
-    run = get_object_or_404(ReplayRun, upstream=upstream, pk=run_id)
-    return render(request, "migrations_audit/run.html", {"upstream": upstream, "run": run})
-
-
 def differences(request, slug):
     upstream = selectors.upstream_for_user(user=request.user, slug=slug)
     show_noise = request.GET.get("noise") == "1"

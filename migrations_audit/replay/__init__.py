@@ -1,0 +1,1 @@
+"""Replay: send recorded exchanges again under each API version, within the upstream's limits."""

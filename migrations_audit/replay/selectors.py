@@ -1,0 +1,67 @@
+"""What the pages, the API and the command read about runs."""
+
+from datetime import timedelta
+
+from django.db.models import Count
+from django.utils import timezone
+
+from migrations_audit.models import Difference, ReplayResult, ReplayRun, Upstream
+
+STATES = [state.value for state in ReplayResult.Status]
+THROUGHPUT_WINDOW = timedelta(seconds=30)
+
+
+def runs_for_upstream(*, upstream: Upstream):
+    return ReplayRun.objects.filter(upstream=upstream).select_related("created_by")
+
+
+def run_progress(*, run: ReplayRun) -> dict:
+    """Counts by state overall and per version, throughput, time left, tokens, and recent errors."""
+    per_version: dict[str, dict[str, int]] = {version: dict.fromkeys(STATES, 0) for version in run.versions}
+    counts = dict.fromkeys(STATES, 0)
+    for row in ReplayResult.objects.filter(run=run).values("version", "state").annotate(n=Count("id")):
+        per_version.setdefault(row["version"], dict.fromkeys(STATES, 0))[row["state"]] = row["n"]
+        counts[row["state"]] += row["n"]
+    total = sum(counts.values())
+    finished = counts["done"] + counts["failed"] + counts["skipped"]
+    now = timezone.now()
+    recent = ReplayResult.objects.filter(run=run, finished_at__gte=now - THROUGHPUT_WINDOW).count()
+    throughput = recent / THROUGHPUT_WINDOW.total_seconds()
+    if not recent and run.started_at and finished:
+        elapsed = ((run.finished_at or now) - run.started_at).total_seconds()
+        throughput = finished / elapsed if elapsed > 0 else 0.0
+    remaining = total - finished
+    errors = (
+        ReplayResult.objects.filter(run=run)
+        .exclude(error="")
+        .order_by("-finished_at", "-pk")
+        .values("exchange_id", "version", "error", "tries", "state")[:10]
+    )
+    return {
+        "status": run.status,
+        "total": total,
+        "finished": finished,
+        "percent": round(100 * finished / total) if total else 100,
+        "counts": counts,
+        "per_version": per_version,
+        "throughput_per_s": round(throughput, 2),
+        "eta_seconds": round(remaining / throughput) if throughput and run.is_active and remaining else None,
+        "tokens_spent": run.tokens_spent,
+        "token_budget": run.token_budget,
+        "retries": sum(
+            max(tries - 1, 0)
+            for tries in ReplayResult.objects.filter(run=run).values_list("tries", flat=True)
+        ),
+        "recent_errors": list(errors),
+        "error": run.error,
+    }
+
+
+def run_differences_summary(*, run: ReplayRun) -> dict:
+    rows = Difference.objects.filter(run=run).values("classification").annotate(n=Count("id"))
+    summary = {"breaking": 0, "additive": 0, "noise": 0}
+    summary.update({row["classification"]: row["n"] for row in rows})
+    summary["unexplained"] = (
+        Difference.objects.filter(run=run, rule__isnull=True).exclude(classification="noise").count()
+    )
+    return summary

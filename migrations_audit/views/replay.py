@@ -1,0 +1,201 @@
+"""Replay runs from the UI and the API: start, watch, cancel, resume."""
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import PermissionDenied
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from migrations_audit import selectors
+from migrations_audit.models import ReplayRun, Upstream
+from migrations_audit.replay import selectors as replay_selectors
+from migrations_audit.replay import services
+from migrations_audit.replay.services import ReplayError
+
+from .api import api_auth, api_error
+
+
+def _editable_upstream(request, slug) -> Upstream:
+    upstream = selectors.upstream_for_user(user=request.user, slug=slug)
+    if not selectors.user_can_edit(user=request.user, team=upstream.team):
+        raise PermissionDenied("Viewers cannot start or stop replays.")
+    return upstream
+
+
+def selection_from(data) -> dict:
+    """The exchange filter of a run from a form or JSON; bad values raise ReplayError."""
+    selection = {}
+    for name in ("endpoint", "version"):
+        if data.get(name):
+            selection[name] = str(data[name])
+    if data.get("client"):
+        if not str(data["client"]).isdigit():
+            raise ReplayError("client must be a client id.")
+        selection["client"] = int(data["client"])
+    for name in ("since", "until"):
+        if data.get(name):
+            value = str(data[name])
+            if parse_datetime(value) is None and parse_datetime(value + "T00:00:00") is None:
+                raise ReplayError(f"{name} must be a date or an ISO 8601 time.")
+            selection[name] = value if "T" in value else value + "T00:00:00+00:00"
+    streamed = data.get("streamed")
+    if streamed in ("yes", "no", True, False):
+        selection["streamed"] = streamed in ("yes", True)
+    if data.get("sample"):
+        try:
+            selection["sample"] = int(data["sample"])
+        except (TypeError, ValueError):
+            raise ReplayError("sample must be a whole number of exchanges.") from None
+        if selection["sample"] < 1:
+            raise ReplayError("sample must be at least 1.")
+    return selection
+
+
+def _number(value, *, name, cast, default=None):
+    if value in (None, ""):
+        return default
+    try:
+        return cast(value)
+    except (TypeError, ValueError):
+        raise ReplayError(f"{name} must be a number.") from None
+
+
+def run_start(request, slug):
+    upstream = _editable_upstream(request, slug)
+    errors = []
+    if request.method == "POST":
+        try:
+            run = services.run_start(
+                upstream=upstream,
+                versions=request.POST.getlist("versions"),
+                selection=selection_from(request.POST),
+                created_by=request.user,
+                noise_sample_rate=_number(
+                    request.POST.get("noise_percent"), name="Noise sample", cast=float, default=10.0
+                )
+                / 100,
+                token_budget=_number(request.POST.get("token_budget"), name="Token budget", cast=int),
+            )
+        except ReplayError as error:
+            errors.append(str(error))
+        else:
+            messages.success(request, f"Run #{run.pk} started: {run.results.count()} requests to send.")
+            return redirect("migrations_audit:run", slug=slug, run_id=run.pk)
+    context = {
+        "upstream": upstream,
+        "errors": errors,
+        "choices": selectors.traffic_choices(upstream=upstream),
+        "chosen_versions": request.POST.getlist("versions")
+        or [upstream.baseline_version, upstream.target_version],
+        "form": request.POST,
+    }
+    return render(request, "migrations_audit/run_start.html", context, status=400 if errors else 200)
+
+
+def run_detail(request, slug, run_id):
+    upstream = selectors.upstream_for_user(user=request.user, slug=slug)
+    run = get_object_or_404(ReplayRun, upstream=upstream, pk=run_id)
+    context = {
+        "upstream": upstream,
+        "run": run,
+        "progress": replay_selectors.run_progress(run=run),
+        "summary": replay_selectors.run_differences_summary(run=run),
+        "can_edit": selectors.user_can_edit(user=request.user, team=upstream.team),
+    }
+    if request.htmx:
+        response = render(request, "migrations_audit/run.html#progress", context)
+        if not run.is_active:
+            response.status_code = HttpResponseStopPolling.status_code
+        return response
+    return render(request, "migrations_audit/run.html", context)
+
+
+@require_POST
+def run_cancel(request, slug, run_id):
+    upstream = _editable_upstream(request, slug)
+    run = get_object_or_404(ReplayRun, upstream=upstream, pk=run_id)
+    if services.run_cancel(run=run):
+        messages.success(request, f"Run #{run.pk} cancelled: requests in flight finish, nothing new starts.")
+    return redirect("migrations_audit:run", slug=slug, run_id=run.pk)
+
+
+@require_POST
+def run_resume(request, slug, run_id):
+    upstream = _editable_upstream(request, slug)
+    run = get_object_or_404(ReplayRun, upstream=upstream, pk=run_id)
+    if services.run_resume(run=run):
+        messages.success(request, f"Run #{run.pk} resumed.")
+    return redirect("migrations_audit:run", slug=slug, run_id=run.pk)
+
+
+def _run_json(request, run: ReplayRun) -> dict:
+    return {
+        "id": run.pk,
+        "upstream": run.upstream.slug,
+        "status": run.status,
+        "versions": run.versions,
+        "selection": run.selection,
+        "created_at": run.created_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "progress": replay_selectors.run_progress(run=run),
+        "differences": replay_selectors.run_differences_summary(run=run),
+        "url": request.build_absolute_uri(reverse("migrations_audit:run", args=[run.upstream.slug, run.pk])),
+    }
+
+
+@login_not_required
+@csrf_exempt
+@api_auth
+def api_runs(request):
+    if request.method != "POST":
+        return api_error(
+            405, "POST a JSON run: {upstream, versions, selection, noise_sample_rate, token_budget}."
+        )
+    try:
+        data = json.loads(request.body or b"{}")
+    except ValueError:
+        return api_error(400, "The body must be JSON.")
+    if not isinstance(data, dict):
+        return api_error(400, "The body must be a JSON object.")
+    upstream = Upstream.objects.filter(
+        slug=str(data.get("upstream", "")), team_id__in=request.api_teams
+    ).first()
+    if upstream is None:
+        return api_error(404, f"No upstream {data.get('upstream')!r} for this caller.")
+    versions = data.get("versions")
+    if not isinstance(versions, list) or not all(isinstance(v, str) for v in versions):
+        return api_error(400, "versions must be a list of version names.")
+    try:
+        run = services.run_start(
+            upstream=upstream,
+            versions=versions,
+            selection=selection_from(data.get("selection") or {}),
+            noise_sample_rate=_number(
+                data.get("noise_sample_rate"), name="noise_sample_rate", cast=float, default=0.1
+            ),
+            token_budget=_number(data.get("token_budget"), name="token_budget", cast=int),
+            created_by=request.user if request.user.is_authenticated else None,
+        )
+    except ReplayError as error:
+        return api_error(400, str(error))
+    return JsonResponse(_run_json(request, run), status=201)
+
+
+@login_not_required
+@api_auth
+def api_run(request, run_id):
+    run = (
+        ReplayRun.objects.select_related("upstream")
+        .filter(pk=run_id, upstream__team_id__in=request.api_teams)
+        .first()
+    )
+    if run is None:
+        return api_error(404, "No such run.")
+    return JsonResponse(_run_json(request, run))
