@@ -1,6 +1,6 @@
 from django.urls import path
 
-from migrations_audit.views import pages, tracking
+from migrations_audit.views import capture, pages, tracking
 
 app_name = "migrations_audit"
 
@@ -44,4 +44,14 @@ urlpatterns = [
     path("reports/", pages.reports, name="reports"),
     path("settings/", pages.settings_page, name="settings"),
     path("healthz", pages.health, name="health"),
+    # Capture
+    path("api/v1/upstreams/<slug:slug>/exchanges", capture.api_ingest, name="api_ingest"),
+    path("u/<slug:slug>/import/", capture.har_imports, name="har_imports"),
+    path("u/<slug:slug>/import/<int:job_id>/", capture.har_import_detail, name="har_import"),
+    path("settings/teams/<slug:team_slug>/tokens/", capture.token_create, name="token_create"),
+    path(
+        "settings/teams/<slug:team_slug>/tokens/<int:token_id>/revoke/",
+        capture.token_revoke,
+        name="token_revoke",
+    ),
 ]

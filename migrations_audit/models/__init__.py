@@ -1,6 +1,6 @@
 """The data model, one module per stage of the pipeline."""
 
-from .capture import Exchange
+from .capture import Exchange, HarImport
 from .core import ApiToken, ApiVersion, Client, Membership, Team, Upstream, WorkerHeartbeat
 from .diff import (
     ChangelogRule,
@@ -23,6 +23,7 @@ __all__ = [
     "DifferenceSignature",
     "Exchange",
     "ExchangeComparison",
+    "HarImport",
     "Membership",
     "Migration",
     "MigrationClientState",

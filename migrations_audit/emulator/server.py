@@ -1,0 +1,183 @@
+"""The emulator as an ASGI application (no framework: it must never be the bottleneck).
+
+Adds to `core.respond` what only a server can do: latency, dropped connections, server-wide fault
+rates, and /_emulator/stats so tests can see what reached the upstream and when.
+"""
+
+import asyncio
+import json
+import random
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+from .core import FAULTS, EmulatorOptions, respond
+
+
+class DroppedConnection(Exception):
+    """Raised inside the ASGI app to make the server cut the connection, as a failing upstream does."""
+
+
+@dataclass
+class ServerOptions:
+    core: EmulatorOptions = field(default_factory=EmulatorOptions)
+    first_token_delay_ms: float = 0.0
+    event_delay_ms: float = 0.0
+    fault_rates: dict[str, float] = field(default_factory=dict)
+
+
+class Stats:
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.started = time.time()
+        self.by_path: Counter = Counter()
+        self.by_status: Counter = Counter()
+        self.recent: deque = deque(maxlen=20_000)
+        self.fault_counts: Counter = Counter()
+
+    def record(self, path: str, version: str | None, status: int, at: float):
+        self.by_path[path] += 1
+        self.by_status[str(status)] += 1
+        self.recent.append({"t": at, "path": path, "version": version, "status": status})
+
+    def as_dict(self) -> dict:
+        return {
+            "since": self.started,
+            "requests": sum(self.by_path.values()),
+            "by_path": dict(self.by_path),
+            "by_status": dict(self.by_status),
+            "recent": list(self.recent),
+        }
+
+
+class EmulatorApp:
+    def __init__(self, options: ServerOptions | None = None):
+        self.options = options or ServerOptions()
+        self.stats = Stats()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path = scope["path"]
+        if path.startswith("/_emulator/"):
+            await self._control(scope, path, send)
+            return
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]
+        }
+        body, too_large = await _read_body(receive, self.options.core.max_body_bytes)
+        if too_large:
+            body = b"x" * (self.options.core.max_body_bytes + 1)
+        fault = self._fault_for(headers)
+        arrived = time.time()
+        response = respond(
+            scope["method"], path, headers, body, options=self._core_options(headers), fault=fault
+        )
+        self.stats.record(path, headers.get("anthropic-version"), response.status, arrived)
+        first_delay = _header_float(
+            headers, "x-emulator-first-token-delay-ms", self.options.first_token_delay_ms
+        )
+        event_delay = _header_float(headers, "x-emulator-event-delay-ms", self.options.event_delay_ms)
+        if fault == "drop" and not response.streamed:
+            response.drop_after = 0
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": [(name.encode(), value.encode()) for name, value in response.headers],
+            }
+        )
+        if first_delay:
+            await asyncio.sleep(first_delay / 1000)
+        if not response.streamed:
+            if response.drop_after is not None:
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": response.body[: len(response.body) // 2],
+                        "more_body": True,
+                    }
+                )
+                raise DroppedConnection("emulated connection drop")
+            await send({"type": "http.response.body", "body": response.body})
+            return
+        for index, event in enumerate(response.events):
+            if response.drop_after is not None and index >= response.drop_after:
+                raise DroppedConnection("emulated connection drop mid-stream")
+            if index and event_delay:
+                await asyncio.sleep(event_delay / 1000)
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    def _core_options(self, headers) -> EmulatorOptions:
+        if headers.get("x-emulator-vary", "").lower() in ("1", "true", "yes"):
+            return EmulatorOptions(**{**self.options.core.__dict__, "vary": True})
+        return self.options.core
+
+    def _fault_for(self, headers) -> str | None:
+        """The header's fault (optionally only the first N times per x-emulator-fault-key), else a rate."""
+        fault = headers.get("x-emulator-fault", "").strip().lower()
+        if fault in FAULTS:
+            times = headers.get("x-emulator-fault-times")
+            if times is None:
+                return fault
+            key = (headers.get("x-emulator-fault-key", ""), fault)
+            self.stats.fault_counts[key] += 1
+            return fault if self.stats.fault_counts[key] <= int(times) else None
+        for name, rate in self.options.fault_rates.items():
+            if rate and random.random() < rate:
+                return name
+        return None
+
+    async def _control(self, scope, path, send):
+        if path == "/_emulator/stats":
+            payload = self.stats.as_dict()
+        elif path == "/_emulator/reset" and scope["method"] == "POST":
+            self.stats.reset()
+            payload = {"reset": True}
+        else:
+            payload = {"error": "unknown control path"}
+        body = json.dumps(payload).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200 if "error" not in payload else 404,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def _lifespan(self, receive, send):
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def _read_body(receive, limit: int) -> tuple[bytes, bool]:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b"", False
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks), size > limit
+
+
+def _header_float(headers, name, default: float) -> float:
+    try:
+        return float(headers[name]) if name in headers else default
+    except ValueError:
+        return default
