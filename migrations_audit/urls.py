@@ -12,6 +12,9 @@ urlpatterns = [
     path("u/<slug:slug>/runs/", pages.runs, name="runs"),
     path("u/<slug:slug>/runs/<int:run_id>/", pages.run_detail, name="run"),
     path("u/<slug:slug>/differences/", pages.differences, name="differences"),
+    path(
+        "u/<slug:slug>/differences/<int:signature_id>/", pages.difference_examples, name="difference_examples"
+    ),
     path("u/<slug:slug>/clients/", tracking.clients, name="clients"),
     path("u/<slug:slug>/clients/<int:client_id>/", tracking.client_detail, name="client"),
     path("u/<slug:slug>/clients/<int:client_id>/claim/", tracking.client_claim, name="client_claim"),

@@ -129,7 +129,7 @@ def test_migration_board_override_and_claim(page, alice, migration):
     page.locator("#override [role=status]").wait_for()
     assert "Saved" in page.locator("#override").inner_text()
     # The status heading and the history were swapped out of band by the same response.
-    assert page.locator("#summary h1 .status").inner_text() == "At risk"
+    assert page.locator("#summary h1 .track-status").inner_text() == "At risk"
     assert "Search team is on leave" in page.locator("#history").inner_text()
     # htmx swapped the form only: still the same document, no reload.
     assert page.evaluate("document.readyState") == "complete"
