@@ -1,6 +1,9 @@
 """The demo a newcomer sees after `make run`: the Anthropic upstream on the built-in emulator."""
 
+from datetime import timedelta
+
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from migrations_audit import services
 from migrations_audit.models import Membership, Team, Upstream
@@ -40,4 +43,21 @@ def demo_seed(*, emulator_url: str = EMULATOR_URL) -> str:
         from migrations_audit.demo_traffic import demo_traffic_record
 
         demo_traffic_record(upstream=upstream)
+    if not upstream.migrations.exists():
+        _demo_migration(upstream=upstream, created_by=user)
     return f"{upstream.exchanges.count()} exchanges recorded"
+
+
+def _demo_migration(*, upstream: Upstream, created_by) -> None:
+    """The migration under way, its board filled from the recorded traffic."""
+    from migrations_audit.tracking.services import migration_create, migration_refresh
+
+    migration = migration_create(
+        upstream=upstream,
+        name="Move to 2026-10-21",
+        target_version="2026-10-21",
+        from_versions=["2023-01-01", "2023-06-01"],
+        deadline=timezone.localdate() + timedelta(days=45),
+        created_by=created_by,
+    )
+    migration_refresh(migration=migration)

@@ -65,59 +65,74 @@ def versions_chart(*, days: list[dict], target_version: str, width: int = 640, h
     }
 
 
-def burndown_chart(*, series, width: int = 720, height: int = 240) -> dict:
-    """Two lines over days: clients still on an old version (solid, circles, left axis) and the
-    share of requests on an old version (dashed, squares, right axis in %)."""
+def burndown_chart(*, series, width: int = 720, panel_height: int = 120) -> dict:
+    """Two panels over the same days, so that neither line hides the other: clients still on an old
+    version (solid line, circles) and the share of requests on an old version (dashed, squares)."""
     if not series:
         return {}
-    left, right, top, bottom = 44, 56, 12, 28
-    plot_w, plot_h = width - left - right, height - top - bottom
-    peak = max(max(day.clients_seen for day in series), 1)
+    left, right, top, gap, bottom = 44, 16, 22, 40, 24
+    plot_w = width - left - right
     span = max(len(series) - 1, 1)
+    peak = max(max(day.clients_seen for day in series), 1)
 
     def x_at(index):
         return round(left + plot_w * index / span, 1)
 
-    def y_at(fraction):
-        return round(top + plot_h * (1 - fraction), 1)
+    def panel(index, title, kind, values, ticks):
+        y0 = top + index * (panel_height + gap)
 
-    clients = [
-        {
-            "x": x_at(i),
-            "y": y_at(day.clients_on_old / peak),
-            "title": f"{day.day}: {day.clients_on_old} client(s)",
+        def y_at(fraction):
+            return round(y0 + panel_height * (1 - fraction), 1)
+
+        points = [
+            {"x": x_at(i), "y": y_at(fraction), "title": label}
+            for i, (fraction, label) in enumerate(values)
+            if fraction is not None
+        ]
+        return {
+            "title": title,
+            "kind": kind,
+            "title_y": y0 - 8,
+            "bottom": y0 + panel_height,
+            "points": points,
+            "polyline": " ".join(f"{p['x']},{p['y']}" for p in points),
+            "y_ticks": [{"y": y_at(fraction), "label": label} for fraction, label in ticks],
         }
-        for i, day in enumerate(series)
-    ]
-    share = [
-        {"x": x_at(i), "y": y_at(day.old_share), "title": f"{day.day}: {day.old_share:.0%} of requests"}
-        for i, day in enumerate(series)
-        if day.old_share is not None
-    ]
+
+    clients = panel(
+        0,
+        "Clients still on an old version",
+        "clients",
+        [
+            (day.clients_on_old / peak, f"{day.day}: {day.clients_on_old} of {day.clients_seen} client(s)")
+            for day in series
+        ],
+        [(0, "0"), (0.5, f"{peak / 2:g}"), (1, f"{peak}")],
+    )
+    share = panel(
+        1,
+        "Share of requests on an old version",
+        "share",
+        [
+            (
+                day.old_share,
+                f"{day.day}: {day.old_share:.0%} of {day.requests} request(s)" if day.requests else "",
+            )
+            for day in series
+        ],
+        [(0, "0%"), (0.5, "50%"), (1, "100%")],
+    )
     step = max(1, len(series) // 6)
     return {
         "width": width,
-        "height": height,
+        "height": top + 2 * panel_height + gap + bottom,
         "left": left,
         "right": width - right,
-        "top": top,
-        "bottom": top + plot_h,
-        "clients_points": " ".join(f"{p['x']},{p['y']}" for p in clients),
-        "share_points": " ".join(f"{p['x']},{p['y']}" for p in share),
-        "clients": clients,
-        "share": share,
-        "clients_label": {
-            "x": clients[-1]["x"] + 6,
-            "y": clients[-1]["y"],
-            "text": f"{series[-1].clients_on_old}",
-        },
-        "y_ticks": [
-            {"y": y_at(fraction), "clients": f"{peak * fraction:g}", "share": f"{fraction:.0%}"}
-            for fraction in (0, 0.5, 1)
-        ],
+        "panels": [clients, share],
         "x_ticks": [
             {"x": x_at(i), "label": _day(day.day)[5:]} for i, day in enumerate(series) if i % step == 0
         ],
+        "x_label_y": top + 2 * panel_height + gap + 16,
     }
 
 

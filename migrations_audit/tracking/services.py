@@ -85,7 +85,9 @@ def status_derive(
     breaking = f"; hit by {len(impact)} breaking change(s)" if impact else ""
 
     if on_target and (last_old_at is None or on_target["last_at"] > last_old_at):
-        target_only_since = last_old_at or on_target["first_at"]
+        # Target-only since the first target request after the last old one (a gap with no traffic
+        # at all does not count as time on the target).
+        target_only_since = max(filter(None, (last_old_at, on_target["first_at"])))
         if now - target_only_since >= quiet:
             since = "no other version ever" if last_old_at is None else f"last {_fmt(last_old_at)}"
             return Status.MIGRATED, (

@@ -109,6 +109,7 @@ def test_migration_board_override_and_claim(page, alice, migration):
     for label in ("Not started", "Affected", "In progress", "At risk", "Migrated"):
         assert board.get_by_role("heading", name=label).count() == 1, label
     assert page.locator("svg[role=img] polyline.line-clients").count() == 1
+    assert page.locator("svg[role=img] polyline.line-share").count() == 1
     shot(page, "migration-board")
     page.set_viewport_size({"width": 390, "height": 844})
     shot(page, "migration-board-phone")
@@ -128,7 +129,7 @@ def test_migration_board_override_and_claim(page, alice, migration):
     page.locator("#override [role=status]").wait_for()
     assert "Saved" in page.locator("#override").inner_text()
     # The status heading and the history were swapped out of band by the same response.
-    assert page.locator("#summary h1 .status").inner_text() == "At risk"
+    assert page.locator("#summary h1 .track-status").inner_text() == "At risk"
     assert "Search team is on leave" in page.locator("#history").inner_text()
     # htmx swapped the form only: still the same document, no reload.
     assert page.evaluate("document.readyState") == "complete"
@@ -181,3 +182,17 @@ def test_create_a_migration_from_the_form(page, alice, upstream_a):
     page.wait_for_load_state()
     assert page.get_by_role("heading", name="Q1 move to 2026-10-21").count() == 1
     assert page.locator(".status-col-not_started .board-card").count() == 1
+
+
+def test_the_demo_board(page, db):
+    from migrations_audit.demo import DEMO_PASSWORD, DEMO_USERNAME, demo_seed
+    from migrations_audit.models import Migration
+
+    demo_seed()
+    migration = Migration.objects.get()
+    login(page, DEMO_USERNAME, DEMO_PASSWORD)
+    page.goto(f"/u/{migration.upstream.slug}/migrations/{migration.pk}/")
+    assert page.locator(".status-col-affected .board-card").count() >= 1
+    shot(page, "demo-board")
+    page.goto(f"/u/{migration.upstream.slug}/clients/")
+    shot(page, "demo-clients")

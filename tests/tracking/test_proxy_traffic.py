@@ -1,37 +1,21 @@
-"""Traffic through the real recording proxy (`/proxy/<slug>/` of the web process, in front of the
-emulator), sent by real SDK releases, makes each client's status, impact and accidental migration.
+"""Traffic sent by real SDK releases through the real recording proxy (the dashboard's ASGI app
+at /proxy/<slug>/, and the root-path listener for anthropic 0.2.10), in front of the emulator:
+each client's SDK, features, status, impact and accidental migration come from what it recorded."""
 
-Needs the capture and emulator stages: skipped until both are on this branch.
-"""
-
-import importlib.util
 import time
 from datetime import timedelta
 
 import pytest
-from django.urls import Resolver404, resolve
 from django.utils import timezone
 
-from migrations_audit import services as core_services
-from migrations_audit.models import Exchange, Status
+from migrations_audit.models import Exchange, Status, StatusChange, Upstream
 from migrations_audit.secrets import key_fingerprint
-from migrations_audit.tracking import services
+from migrations_audit.tracking import selectors, services
 from tests.conftest import child_env
 from tests.support.sdk import run_sdk
 from tests.support.servers import free_port, running
 
 pytestmark = pytest.mark.slow
-
-
-def _proxy_available() -> bool:
-    if importlib.util.find_spec("migrations_audit.emulator") is None:
-        return False
-    try:
-        resolve("/proxy/anthropic/v1/messages")
-    except Resolver404:
-        return False
-    return True
-
 
 MESSAGES = """
 import anthropic, json
@@ -43,67 +27,113 @@ if kwargs.get("stream"):
     result = [event.type for event in result]
 print(json.dumps({{"ok": True}}))
 """
+LEGACY = """
+import anthropic, json
+client = anthropic.Client("{key}", api_url="{url}")
+prompt = anthropic.HUMAN_PROMPT + " Hello" + anthropic.AI_PROMPT
+pieces = [data["completion"] for data in client.completion_stream(prompt=prompt, model="claude-v1",
+                                                                     max_tokens_to_sample=16)]
+print(json.dumps({{"pieces": len(pieces)}}))
+"""
 
 
 @pytest.fixture
-def proxy(transactional_db, team_a):
-    if not _proxy_available():
-        pytest.skip("the recording proxy and the emulator are not on this branch yet")
-    emulator_port, web_port = free_port(), free_port()
+def proxy(transactional_db, upstream_a):
+    emulator_port, port, root_port = free_port(), free_port(), free_port()
     emulator_url = f"http://127.0.0.1:{emulator_port}"
-    upstream = core_services.upstream_create(
-        team=team_a,
-        name="Anthropic",
-        slug="anthropic",
-        base_url=emulator_url,
-        baseline_version="2023-06-01",
-        target_version="2026-10-21",
-    )
-    emulator = ["-m", "migrations_audit.emulator", "--host", "127.0.0.1", "--port", str(emulator_port)]
-    web = ["-m", "uvicorn", "dashboard.asgi:application", "--host", "127.0.0.1", "--port", str(web_port)]
+    Upstream.objects.filter(pk=upstream_a.pk).update(base_url=emulator_url)
+    env = child_env(MIGRATION_AUDIT_DEFAULT_UPSTREAM=upstream_a.slug)
+    app = ["-m", "uvicorn", "--host", "127.0.0.1", "--no-access-log"]
     with (
-        running(emulator, env=child_env(), ready_url=emulator_url + "/"),
-        running(web, env=child_env(), ready_url=f"http://127.0.0.1:{web_port}/healthz"),
+        running(
+            ["-m", "migrations_audit.emulator", "--port", str(emulator_port)],
+            ready_url=f"{emulator_url}/v1/models",
+        ),
+        running(
+            [*app, "dashboard.asgi:application", "--port", str(port)],
+            env=env,
+            ready_url=f"http://127.0.0.1:{port}/healthz",
+        ),
+        running(
+            [*app, "dashboard.asgi:root_proxy_application", "--port", str(root_port)],
+            env=env,
+            ready_url=f"http://127.0.0.1:{root_port}/__audit/healthz",
+        ),
     ):
-        yield upstream, f"http://127.0.0.1:{web_port}/proxy/{upstream.slug}"
+        yield {
+            "upstream": upstream_a,
+            "prefix": f"http://127.0.0.1:{port}/proxy/{upstream_a.slug}",
+            "root": f"http://127.0.0.1:{root_port}",
+        }
 
 
-def wait_for_exchanges(count: int, *, timeout: float = 60) -> None:
-    """Capture may store after answering: wait until every exchange is there."""
+def recorded(count: int, *, timeout: float = 30) -> None:
+    """The proxy records off the request path: wait until `count` exchanges are stored."""
     give_up = time.monotonic() + timeout
     while time.monotonic() < give_up and Exchange.objects.count() < count:
         time.sleep(0.2)
     assert Exchange.objects.count() >= count
 
 
-def test_clients_through_the_proxy_get_their_status(proxy):
-    upstream, url = proxy
-    run_sdk("0.125.0", MESSAGES.format(key="sk-ant-sampler", url=url, extra='{"temperature": 0.3}'))
-    run_sdk("1.17.0", MESSAGES.format(key="sk-ant-plain", url=url, extra='{"stream": True}'))
-    run_sdk("1.17.0", MESSAGES.format(key="sk-ant-app", url=url, extra="{}"))
-    run_sdk("2", MESSAGES.format(key="sk-ant-app", url=url, extra="{}"))
-    wait_for_exchanges(4)
-    # The upgrade happened after a while of 1.x traffic: move the 1.x request back in time.
-    app_client = upstream.clients.get(identity=key_fingerprint("sk-ant-app"))
-    Exchange.objects.filter(client=app_client, api_version="2023-06-01").update(
-        started_at=timezone.now() - timedelta(days=3)
+def messages(release, proxy, key, extra="{}"):
+    return run_sdk(release, MESSAGES.format(key=key, url=proxy["prefix"], extra=extra))
+
+
+def test_clients_through_the_proxy_get_status_impact_and_history(proxy):
+    upstream = proxy["upstream"]
+    run_sdk("0.2.10", LEGACY.format(key="sk-ant-legacy", url=proxy["root"]))
+    messages("0.125.0", proxy, "sk-ant-sampler", extra='{"temperature": 0.3}')
+    messages("1.17.0", proxy, "sk-ant-plain", extra='{"stream": True}')
+    messages("1.17.0", proxy, "sk-ant-app")
+    recorded(4)
+    # The app ran anthropic 1.x for a while before a routine upgrade to 2.x: date its traffic back.
+    Exchange.objects.filter(client__identity=key_fingerprint("sk-ant-app")).update(
+        started_at=timezone.now() - timedelta(days=10)
     )
+    messages("2", proxy, "sk-ant-app")
+    recorded(5)
 
     migration = services.migration_create(
         upstream=upstream,
         name="To 2026-10-21",
         target_version="2026-10-21",
+        from_versions=["2023-01-01", "2023-06-01"],
         deadline=timezone.localdate() + timedelta(days=90),
     )
     services.migration_refresh(migration=migration)
     states = {state.client.identity: state for state in migration.states.select_related("client")}
-    sampler = states[key_fingerprint("sk-ant-sampler")]
+
+    def state_of(key):
+        return states[key_fingerprint(key)]
+
+    legacy = state_of("sk-ant-legacy")
+    assert legacy.status == Status.NOT_STARTED
+    assert legacy.evidence["sdks"] == ["Python 0.2.10"] and "streaming" in legacy.evidence["features"]
+    assert legacy.evidence["endpoints"] == ["POST /v1/complete"]
+    # Sampling parameters: the capture's request check found them; rejected under the target.
+    sampler = state_of("sk-ant-sampler")
     assert sampler.status == Status.AFFECTED
-    assert "sampling-parameters-removed" in [entry["key"] for entry in sampler.evidence["impact"]]
-    plain = states[key_fingerprint("sk-ant-plain")]
-    assert plain.status == Status.NOT_STARTED and "streaming" in plain.evidence["features"]
-    app = states[key_fingerprint("sk-ant-app")]
+    [impact] = sampler.evidence["impact"]
+    assert impact["key"] == "sampling-parameters-removed" and impact["direct"] and impact["exchange_ids"]
+    plain = state_of("sk-ant-plain")
+    assert plain.status == Status.NOT_STARTED and plain.evidence["impact"] == []
+    assert plain.evidence["sdks"] == ["Python 1.17.0"] and "streaming" in plain.evidence["features"]
+    # The 2.x upgrade moved the app to the target and to Authorization: Bearer, unplanned.
+    app = state_of("sk-ant-app")
     assert app.status == Status.IN_PROGRESS
     accidental = app.evidence["accidental"]
     assert accidental["sdk_before"] == "Python 1.17.0" and accidental["sdk_after"].startswith("Python 2.")
     assert (accidental["key_header_before"], accidental["key_header_after"]) == ("x-api-key", "authorization")
+    assert (accidental["error_rate_before"], accidental["error_rate_after"]) == (0.0, 0.0)
+
+    # Eight days on, with nothing but the target since: the app counts as migrated; the history says when.
+    later = timezone.now() + timedelta(days=8)
+    [change] = services.migration_refresh(migration=migration, now=later)
+    assert (change.client.identity, change.from_status, change.to_status) == (
+        key_fingerprint("sk-ant-app"),
+        Status.IN_PROGRESS,
+        Status.MIGRATED,
+    )
+    assert StatusChange.objects.filter(migration=migration).count() == 5
+    board = {column.status: len(column.states) for column in selectors.migration_board(migration=migration)}
+    assert board == {"not_started": 2, "affected": 1, "in_progress": 0, "at_risk": 0, "migrated": 1}
