@@ -267,7 +267,6 @@ def _complete(request, *, version, options, fault) -> EmulatedResponse:
                 "stop": stop if last else None,
                 "truncated": False,
                 "exception": None,
-                "log_id": log_id,
             }
             events.append(f"data: {_dumps(data)}\r\n\r\n".encode())
             if index == 0:
@@ -281,7 +280,6 @@ def _complete(request, *, version, options, fault) -> EmulatedResponse:
                 "stop": stop,
                 "truncated": False,
                 "exception": None,
-                "log_id": log_id,
             }
             events.append(f"data: {_dumps(data)}\r\n\r\n".encode())
         error_at = len(events) // 2
@@ -294,6 +292,7 @@ def _complete(request, *, version, options, fault) -> EmulatedResponse:
                 "completion": piece,
                 "stop_reason": None,
                 "model": model,
+                "stop": None,
             }
             events.append(f"event: completion\r\ndata: {_dumps(data)}\r\n\r\n".encode())
             if index == 0:
