@@ -57,6 +57,8 @@ urlpatterns = [
     path("reports/snapshots/<int:snapshot_id>/", reports.report_snapshot, name="report_snapshot"),
     path("reports/snapshots/<int:snapshot_id>.<str:fmt>", reports.report_snapshot, name="report_download"),
     path("settings/", pages.settings_page, name="settings"),
+    path("settings/upstreams/new/", pages.upstream_edit, name="upstream_new"),
+    path("settings/upstreams/<slug:slug>/", pages.upstream_edit, name="upstream_edit"),
     path("healthz", pages.health, name="health"),
     # Capture
     path("api/v1/upstreams/<slug:slug>/exchanges", capture.api_ingest, name="api_ingest"),

@@ -13,8 +13,8 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from migrations_audit import services
-from migrations_audit.models import Membership
-from tests.support.servers import PROJECT_ROOT, stop
+from migrations_audit.models import Membership, Upstream
+from tests.support.servers import PROJECT_ROOT, free_port, running, stop
 
 
 def pytest_configure(config):
@@ -188,3 +188,51 @@ def worker_factory(transactional_db, tmp_path):
     yield start
     for worker in workers:
         worker.stop()
+
+
+# The whole product as real processes: the emulator, the proxy listeners and a Celery worker.
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    port = free_port()
+    with running(
+        ["-m", "migrations_audit.emulator", "--port", str(port)],
+        ready_url=f"http://127.0.0.1:{port}/v1/models",
+    ):
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def stack(transactional_db, emulator, celery_worker):
+    """The web/API/proxy server, the root-path proxy (default upstream "anthropic") and a worker."""
+    port, root_port = free_port(), free_port()
+    env = child_env(MIGRATION_AUDIT_DEFAULT_UPSTREAM="anthropic")
+    app = ["-m", "uvicorn", "--host", "127.0.0.1", "--no-access-log"]
+    with (
+        running(
+            [*app, "dashboard.asgi:application", "--port", str(port)],
+            env=env,
+            ready_url=f"http://127.0.0.1:{port}/healthz",
+        ),
+        running(
+            [*app, "dashboard.asgi:root_proxy_application", "--port", str(root_port)],
+            env=env,
+            ready_url=f"http://127.0.0.1:{root_port}/__audit/healthz",
+        ),
+    ):
+        yield {
+            "web": f"http://127.0.0.1:{port}",
+            "root": f"http://127.0.0.1:{root_port}",
+            "emulator": emulator,
+        }
+
+
+@pytest.fixture
+def product(stack, upstream_a):
+    """The upstream `anthropic` on the emulator, behind both proxy listeners, with a worker."""
+    Upstream.objects.filter(pk=upstream_a.pk).update(
+        base_url=stack["emulator"], rate_limit_rps=200, rate_limit_concurrency=16
+    )
+    upstream_a.refresh_from_db()
+    return {**stack, "upstream": upstream_a, "prefix": f"{stack['web']}/proxy/{upstream_a.slug}"}

@@ -1,12 +1,15 @@
 """The dashboard's pages. Thin: they pick the upstream the user may see and call selectors."""
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from migrations_audit import selectors
 from migrations_audit.diff import selectors as diff_selectors
+from migrations_audit.forms import UpstreamForm
 from migrations_audit.models import Difference, DifferenceSignature, Exchange, ReplayResult, ReplayRun
 from migrations_audit.presenters import body_prepare, stream_summarise, timeline_align
 from migrations_audit.tracking.charts import versions_chart
@@ -187,3 +190,20 @@ def settings_page(request):
 @login_not_required
 def health(request):
     return HttpResponse("ok", content_type="text/plain")
+
+
+def upstream_edit(request, slug=None):
+    editable_teams = selectors.teams_for_user(user=request.user).filter(
+        memberships__user=request.user, memberships__role__in=["member", "admin"]
+    )
+    upstream = selectors.upstream_for_user(user=request.user, slug=slug) if slug else None
+    if upstream is not None and not editable_teams.filter(pk=upstream.team_id).exists():
+        raise PermissionDenied("Viewers cannot change an upstream.")
+    if not editable_teams.exists():
+        raise PermissionDenied("Only team members can create upstreams.")
+    form = UpstreamForm(request.POST or None, instance=upstream, teams=editable_teams)
+    if request.method == "POST" and form.is_valid():
+        saved = form.save()
+        messages.success(request, f"Upstream “{saved.name}” saved.")
+        return redirect("migrations_audit:overview", slug=saved.slug)
+    return render(request, "migrations_audit/upstream_edit.html", {"form": form, "upstream_obj": upstream})

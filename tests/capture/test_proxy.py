@@ -20,16 +20,6 @@ pytestmark = [pytest.mark.slow]
 SECRET_KEY = "sk-ant-proxy-test-secret-0123456789"
 
 
-@pytest.fixture(scope="module")
-def emulator():
-    port = free_port()
-    with running(
-        ["-m", "migrations_audit.emulator", "--port", str(port)],
-        ready_url=f"http://127.0.0.1:{port}/v1/models",
-    ):
-        yield f"http://127.0.0.1:{port}"
-
-
 @pytest.fixture
 def proxy(transactional_db, upstream_a, emulator):
     """The dashboard's ASGI app (proxy at /proxy/<slug>/) and the root-path listener, as real processes."""

@@ -174,3 +174,43 @@ def test_query_count_does_not_grow_with_rows(client, alice, upstream_a, name):
     with CaptureQueriesContext(connection) as large:
         client.get(url)
     assert len(large) <= len(small) + 2, f"{name}: {len(small)} -> {len(large)} queries"
+
+
+def test_upstream_create_and_edit_keep_the_replay_key_write_only(client, alice, bob, team_a):
+    from migrations_audit import services as core_services
+    from migrations_audit.models import Upstream
+
+    client.force_login(alice)
+    form = {
+        "team": team_a.pk,
+        "name": "Stripe",
+        "slug": "stripe",
+        "base_url": "https://api.stripe.com/",
+        "version_header": "Stripe-Version",
+        "baseline_version": "2024-06-20",
+        "target_version": "2025-01-27",
+        "rate_limit_rps": 5,
+        "rate_limit_concurrency": 2,
+        "record_one_in": 1,
+        "replay_key_header": "authorization",
+        "versions_text": "2024-06-20 2024-06-20\n2025-01-27",
+        "endpoints_text": "POST /v1/charges",
+        "volatile_text": "Date\nRequest-Id",
+        "replay_key": "sk_live_write_only",
+    }
+    response = client.post("/settings/upstreams/new/", form)
+    assert response.status_code == 302
+    upstream = Upstream.objects.get(slug="stripe")
+    assert upstream.version_header == "stripe-version" and upstream.base_url == "https://api.stripe.com"
+    assert list(upstream.versions.values_list("name", flat=True)) == ["2024-06-20", "2025-01-27"]
+    assert core_services.upstream_replay_key(upstream=upstream) == "sk_live_write_only"
+    page = client.get("/settings/upstreams/stripe/").content.decode()
+    assert "sk_live_write_only" not in page and upstream.replay_key_encrypted not in page
+    assert client.post("/settings/upstreams/stripe/", {**form, "replay_key": ""}).status_code == 302
+    assert core_services.upstream_replay_key(upstream=upstream) == "sk_live_write_only", "empty keeps the key"
+    bad = client.post(
+        "/settings/upstreams/stripe/", {**form, "target_version": "2099-01-01", "endpoints_text": "x"}
+    )
+    assert {"target_version", "endpoints_text"} <= set(bad.context["form"].errors)
+    client.force_login(bob)
+    assert client.get("/settings/upstreams/stripe/").status_code == 403
