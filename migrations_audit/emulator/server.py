@@ -37,10 +37,12 @@ class Stats:
         self.recent: deque = deque(maxlen=20_000)
         self.fault_counts: Counter = Counter()
 
-    def record(self, path: str, version: str | None, status: int, at: float):
+    def record(self, path: str, version: str | None, status: int, at: float, key_header: str | None):
         self.by_path[path] += 1
         self.by_status[str(status)] += 1
-        self.recent.append({"t": at, "path": path, "version": version, "status": status})
+        self.recent.append(
+            {"t": at, "path": path, "version": version, "status": status, "key_header": key_header}
+        )
 
     def as_dict(self) -> dict:
         return {
@@ -78,7 +80,9 @@ class EmulatorApp:
         response = respond(
             scope["method"], path, headers, body, options=self._core_options(headers), fault=fault
         )
-        self.stats.record(path, headers.get("anthropic-version"), response.status, arrived)
+        self.stats.record(
+            path, headers.get("anthropic-version"), response.status, arrived, _key_header(headers)
+        )
         first_delay = _header_float(
             headers, "x-emulator-first-token-delay-ms", self.options.first_token_delay_ms
         )
@@ -174,6 +178,13 @@ async def _read_body(receive, limit: int) -> tuple[bytes, bool]:
             chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks), size > limit
+
+
+def _key_header(headers) -> str | None:
+    """Which header carried the key (x-api-key wins, as in the API), so tests see what a client sent."""
+    if headers.get("x-api-key", "").strip():
+        return "x-api-key"
+    return "authorization" if headers.get("authorization", "").strip() else None
 
 
 def _header_float(headers, name, default: float) -> float:
