@@ -116,13 +116,24 @@ def respond(
     try:
         response = _route(method.upper(), path.split("?", 1)[0], headers, body, options, fault or "")
     except ApiError as error:
-        return EmulatedResponse(
-            status=error.status,
-            headers=[("content-type", "application/json"), *base_headers, *error.headers],
-            body=_error_body(error.error_type, error.message, request_id),
-        )
+        return error_response(error, request_id=request_id)
     response.headers = [*response.headers, *base_headers]
     return response
+
+
+def error_response(error: ApiError, *, request_id: str | None = None) -> EmulatedResponse:
+    """An error in the API's shape, with the headers every response carries."""
+    request_id = request_id or new_id("req_")
+    return EmulatedResponse(
+        status=error.status,
+        headers=[
+            ("content-type", "application/json"),
+            ("request-id", request_id),
+            *_ratelimit_headers(),
+            *error.headers,
+        ],
+        body=_error_body(error.error_type, error.message, request_id),
+    )
 
 
 def _route(method, path, headers, body, options, fault) -> EmulatedResponse:
@@ -344,11 +355,31 @@ def _messages_request(request, *, version, needs_max_tokens: bool):
     for name in ("temperature", "top_p"):
         _field(request, name, (int, float), required=False, description="a valid number")
     _field(request, "top_k", int, required=False, description="a valid integer")
-    _field(request, "tools", list, required=False, description="a valid list")
+    tools = _field(request, "tools", list, required=False, description="a valid list") or []
+    for index, tool in enumerate(tools):
+        _tool_definition(tool, f"tools.{index}")
     _field(request, "system", (str, list), required=False, description="a valid string")
     if version >= SAMPLING_REMOVED_IN:
         _rules_2026_10_21(request, messages)
     return model, max_tokens, messages
+
+
+def _tool_definition(tool, where: str) -> None:
+    if not isinstance(tool, dict):
+        raise ApiError(400, "invalid_request_error", f"{where}: Input should be a valid dictionary")
+    if "name" in tool and not isinstance(tool["name"], str):
+        raise ApiError(400, "invalid_request_error", f"{where}.name: Input should be a valid string")
+    schema = tool.get("input_schema", {})
+    if not isinstance(schema, dict):
+        raise ApiError(
+            400, "invalid_request_error", f"{where}.input_schema: Input should be a valid dictionary"
+        )
+    if not isinstance(schema.get("properties", {}), dict | None):
+        raise ApiError(
+            400,
+            "invalid_request_error",
+            f"{where}.input_schema.properties: Input should be a valid dictionary",
+        )
 
 
 def _rules_2026_10_21(request, messages):

@@ -6,12 +6,17 @@ rates, and /_emulator/stats so tests can see what reached the upstream and when.
 
 import asyncio
 import json
+import logging
+import math
 import random
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from .core import FAULTS, EmulatorOptions, respond
+from .core import FAULTS, ApiError, EmulatorOptions, error_response, respond
+
+logger = logging.getLogger(__name__)
+MAX_DELAY_MS = 600_000.0
 
 
 class DroppedConnection(Exception):
@@ -75,11 +80,19 @@ class EmulatorApp:
         body, too_large = await _read_body(receive, self.options.core.max_body_bytes)
         if too_large:
             body = b"x" * (self.options.core.max_body_bytes + 1)
-        fault = self._fault_for(headers)
         arrived = time.time()
-        response = respond(
-            scope["method"], path, headers, body, options=self._core_options(headers), fault=fault
-        )
+        try:
+            fault = self._fault_for(headers)
+            response = respond(
+                scope["method"], path, headers, body, options=self._core_options(headers), fault=fault
+            )
+        except ApiError as error:
+            fault, response = None, error_response(error)
+        except Exception:
+            # A bug of ours still answers in the API's shape, so a client sees an api_error, not a
+            # bare "Internal Server Error" without a request-id.
+            logger.exception("emulator failed on %s %s", scope["method"], path)
+            fault, response = None, error_response(ApiError(500, "api_error", "Internal server error"))
         self.stats.record(
             path, headers.get("anthropic-version"), response.status, arrived, _key_header(headers)
         )
@@ -130,6 +143,10 @@ class EmulatorApp:
             times = headers.get("x-emulator-fault-times")
             if times is None:
                 return fault
+            if not times.strip().isdigit():
+                raise ApiError(
+                    400, "invalid_request_error", "x-emulator-fault-times: Input should be a valid integer"
+                )
             key = (headers.get("x-emulator-fault-key", ""), fault)
             self.stats.fault_counts[key] += 1
             return fault if self.stats.fault_counts[key] <= int(times) else None
@@ -188,7 +205,9 @@ def _key_header(headers) -> str | None:
 
 
 def _header_float(headers, name, default: float) -> float:
+    """A delay header in ms; one that is not a finite number is ignored, and it is capped at 10 min."""
     try:
-        return float(headers[name]) if name in headers else default
+        value = float(headers[name]) if name in headers else default
     except ValueError:
         return default
+    return min(max(value, 0.0), MAX_DELAY_MS) if math.isfinite(value) else default
