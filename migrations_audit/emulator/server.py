@@ -106,7 +106,7 @@ class EmulatorApp:
             {
                 "type": "http.response.start",
                 "status": response.status,
-                "headers": [(name.encode(), value.encode()) for name, value in response.headers],
+                "headers": _encoded_headers(response),
             }
         )
         if first_delay:
@@ -195,6 +195,14 @@ async def _read_body(receive, limit: int) -> tuple[bytes, bool]:
             chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks), size > limit
+
+
+def _encoded_headers(response) -> list[tuple[bytes, bytes]]:
+    headers = [(name.encode(), value.encode()) for name, value in response.headers]
+    if not response.streamed:
+        # As the real API: a JSON answer has a length (and uvicorn then needs no chunked encoding).
+        headers.append((b"content-length", str(len(response.body)).encode()))
+    return headers
 
 
 def _key_header(headers) -> str | None:
