@@ -142,15 +142,24 @@ def test_sdk_1_17_0_messages_under_2023_06_01_with_x_api_key(emulator):
         with client.messages.stream(**MESSAGE) as stream:
             out["stream_text"] = "".join(stream.text_stream)
             out["stream_final"] = stream.get_final_message().model_dump()
+        # No Text Completions resource any more; a legacy stream read with the generic Stream.
+        legacy = client.post(
+            "/v1/complete", cast_to=object, body={**COMPLETE, "stream": True},
+            options={"headers": {"anthropic-version": "2023-01-01"}},
+            stream=True, stream_cls=anthropic.Stream[object],
+        )
+        out["legacy_items"] = list(legacy)
         print(json.dumps(out))
         """,
         URL=emulator,
     )
+    # Like 0.125.0 and 2.x: the unnamed legacy events are skipped, the stream looks empty.
+    assert seen["legacy_items"] == []
     text = seen["message"]["content"][0]["text"]
     assert text and seen["stream_text"] == text
     assert seen["stream_final"]["usage"]["output_tokens"] == seen["message"]["usage"]["output_tokens"]
     versions = [(r["version"], r["key_header"], r["status"]) for r in requests_seen(emulator)]
-    assert versions == [("2023-06-01", "x-api-key", 200)] * 2
+    assert versions == [("2023-06-01", "x-api-key", 200)] * 2 + [("2023-01-01", "x-api-key", 200)]
 
 
 @pytest.fixture(scope="module")
@@ -247,11 +256,29 @@ def test_sdk_2_error_classes(emulator, strict_emulator):
                     "request_id": error.request_id,
                     "retry_after": error.response.headers.get("retry-after"),
                 }
+        for fault in ("stream_error", "drop"):
+            try:
+                with client.messages.stream(**MESSAGE, extra_headers={"x-emulator-fault": fault}) as stream:
+                    "".join(stream.text_stream)
+                out[fault] = None
+            except Exception as error:
+                out[fault] = {
+                    "classes": [cls.__name__ for cls in type(error).__mro__],
+                    "status": getattr(error, "status_code", None),
+                    "body": getattr(error, "body", None),
+                }
         print(json.dumps(out))
         """,
         URL=emulator,
         STRICT_URL=strict_emulator,
     )
+    # An `event: error` mid-stream: the generic APIStatusError, carrying the stream's status 200.
+    assert seen["stream_error"]["classes"][0] == "APIStatusError"
+    assert seen["stream_error"]["status"] == 200
+    assert seen["stream_error"]["body"]["error"]["type"] == "overloaded_error"
+    # A connection cut mid-stream: the transport's own error comes through, not an APIConnectionError.
+    assert seen["drop"]["classes"][0] == "RemoteProtocolError"
+    assert "APIError" not in seen["drop"]["classes"]
     expected = {
         "temperature": ("BadRequestError", 400, "invalid_request_error"),
         "wrong_key": ("AuthenticationError", 401, "authentication_error"),
