@@ -118,14 +118,20 @@ def respond(
     *,
     options: EmulatorOptions | None = None,
     fault: str | None = None,
+    body_too_large: bool = False,
 ) -> EmulatedResponse:
-    """The API's answer to one request. `headers` may have any case; `fault` forces a failure."""
+    """The API's answer to one request. `headers` may have any case; `fault` forces a failure.
+
+    `body_too_large` says a server stopped keeping the body past `options.max_body_bytes`.
+    """
     options = options or EmulatorOptions()
     headers = {name.lower(): value for name, value in headers.items()}
     request_id = new_id("req_")
     base_headers = [("request-id", request_id), *_ratelimit_headers()]
     try:
-        response = _route(method.upper(), path.split("?", 1)[0], headers, body, options, fault or "")
+        response = _route(
+            method.upper(), path.split("?", 1)[0], headers, body, options, fault or "", body_too_large
+        )
     except ApiError as error:
         return error_response(error, request_id=request_id)
     response.headers = [*response.headers, *base_headers]
@@ -147,7 +153,7 @@ def error_response(error: ApiError, *, request_id: str | None = None) -> Emulate
     )
 
 
-def _route(method, path, headers, body, options, fault) -> EmulatedResponse:
+def _route(method, path, headers, body, options, fault, body_too_large) -> EmulatedResponse:
     endpoints = {
         "/v1/complete": ("POST", _complete),
         "/v1/messages": ("POST", _messages),
@@ -167,7 +173,7 @@ def _route(method, path, headers, body, options, fault) -> EmulatedResponse:
     _fault_before_response(fault, options)
     if method == "GET":
         return handler(path)
-    request = _request_json(body, options)
+    request = _request_json(body, options, too_large=body_too_large)
     return handler(request, version=version, options=options, fault=fault)
 
 
@@ -206,8 +212,8 @@ def _fault_before_response(fault, options):
         raise ApiError(500, "api_error", "Internal server error")
 
 
-def _request_json(body: bytes, options) -> dict:
-    if len(body) > options.max_body_bytes:
+def _request_json(body: bytes, options, *, too_large: bool = False) -> dict:
+    if too_large or len(body) > options.max_body_bytes:
         raise ApiError(413, "request_too_large", "Request exceeds the maximum allowed number of bytes.")
     try:
         text = body.decode("utf-8")

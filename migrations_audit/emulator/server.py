@@ -41,6 +41,15 @@ class Stats:
         self.by_status: Counter = Counter()
         self.recent: deque = deque(maxlen=20_000)
         self.fault_counts: Counter = Counter()
+        self.open_streams = 0
+        self.max_open_streams = 0
+
+    def stream_opened(self):
+        self.open_streams += 1
+        self.max_open_streams = max(self.max_open_streams, self.open_streams)
+
+    def stream_closed(self):
+        self.open_streams -= 1
 
     def record(self, path: str, version: str | None, status: int, at: float, key_header: str | None):
         self.by_path[path] += 1
@@ -55,6 +64,8 @@ class Stats:
             "requests": sum(self.by_path.values()),
             "by_path": dict(self.by_path),
             "by_status": dict(self.by_status),
+            "open_streams": self.open_streams,
+            "max_open_streams": self.max_open_streams,
             "recent": list(self.recent),
         }
 
@@ -78,13 +89,17 @@ class EmulatorApp:
             name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]
         }
         body, too_large = await _read_body(receive, self.options.core.max_body_bytes)
-        if too_large:
-            body = b"x" * (self.options.core.max_body_bytes + 1)
         arrived = time.time()
         try:
             fault = self._fault_for(headers)
             response = respond(
-                scope["method"], path, headers, body, options=self._core_options(headers), fault=fault
+                scope["method"],
+                path,
+                headers,
+                body,
+                options=self._core_options(headers),
+                fault=fault,
+                body_too_large=too_large,
             )
         except ApiError as error:
             fault, response = None, error_response(error)
@@ -123,13 +138,24 @@ class EmulatorApp:
                 raise DroppedConnection("emulated connection drop")
             await send({"type": "http.response.body", "body": response.body})
             return
-        for index, event in enumerate(response.events):
-            if response.drop_after is not None and index >= response.drop_after:
-                raise DroppedConnection("emulated connection drop mid-stream")
-            if index and event_delay:
-                await asyncio.sleep(event_delay / 1000)
-            await send({"type": "http.response.body", "body": event, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
+        # A slow stream stops when its client leaves, as the real API stops generating; without a
+        # delay the stream is over before a watcher would notice, so none is started.
+        left = asyncio.ensure_future(_disconnected(receive)) if event_delay else None
+        self.stats.stream_opened()
+        try:
+            for index, event in enumerate(response.events):
+                if response.drop_after is not None and index >= response.drop_after:
+                    raise DroppedConnection("emulated connection drop mid-stream")
+                if index and event_delay:
+                    await asyncio.sleep(event_delay / 1000)
+                    if left.done():
+                        return
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            self.stats.stream_closed()
+            if left is not None:
+                left.cancel()
 
     def _core_options(self, headers) -> EmulatorOptions:
         if headers.get("x-emulator-vary", "").lower() in ("1", "true", "yes"):
@@ -181,6 +207,11 @@ class EmulatorApp:
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+async def _disconnected(receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _read_body(receive, limit: int) -> tuple[bytes, bool]:

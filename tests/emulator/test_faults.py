@@ -12,7 +12,7 @@ import pytest
 
 from migrations_audit.sse import SseParser, parse_sse
 
-from .conftest import COMPLETE, MESSAGE, api_headers, emulator_running
+from .conftest import COMPLETE, MESSAGE, api_headers, emulator_running, stats
 
 ERRORS = {
     "rate_limit": (429, "rate_limit_error"),
@@ -156,3 +156,19 @@ def test_latency_options_apply_server_wide():
         events = timed_events(http, api_headers("2023-06-01"), MESSAGE)
     assert events[0][0] >= 0.24
     assert events[-1][0] - events[0][0] >= 0.015 * (len(events) - 1) * 0.9
+
+
+def test_a_slow_stream_stops_when_its_client_leaves(emulator, http):
+    """Stats count open streams; a client that leaves frees its stream at the next event, not at the end.
+
+    At 2 s an event the whole stream would take well over 20 s; the wait below gives up after 10 s.
+    """
+    headers = api_headers("2026-10-21", **{"x-emulator-event-delay-ms": "2000"})
+    with http.stream("POST", "/v1/messages", headers=headers, json={**MESSAGE, "stream": True}) as response:
+        next(response.iter_raw())
+        assert stats(emulator)["open_streams"] == 1
+    deadline = time.monotonic() + 10
+    while stats(emulator)["open_streams"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert stats(emulator)["open_streams"] == 0
+    assert stats(emulator)["max_open_streams"] >= 1
