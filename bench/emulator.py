@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,6 +191,8 @@ def main() -> None:
         }
         os.sched_setaffinity(0, {CLIENT_CORE})
         figures["open_streams"] = asyncio.run(open_streams(port, args.open_streams, args.event_delay_ms))
+        server_stats = json.loads(urllib.request.urlopen(f"{url}/_emulator/stats").read())
+        figures["open_streams"]["server_max_open_streams"] = server_stats["max_open_streams"]
     finally:
         stop(server)
     print(
