@@ -1,8 +1,27 @@
-"""ASGI entry points: the dashboard (with the proxy at /proxy/<slug>/) on one port."""
+"""ASGI entry points.
+
+`application` serves the dashboard and API through Django, and routes /proxy/ to the lean recording
+proxy. `root_proxy_application` serves the default upstream at the root path (port 8001 in
+`make run`), for clients that can change only the host and port (anthropic==0.2.10).
+"""
 
 import os
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+from django.conf import settings  # noqa: E402 - after Django is set up
+
+from migrations_audit.capture.proxy import ProxyApp  # noqa: E402
+
+proxy_application = ProxyApp()
+root_proxy_application = ProxyApp(root_slug=settings.MIGRATION_AUDIT_DEFAULT_UPSTREAM)
+
+
+async def application(scope, receive, send):
+    if (scope["type"] == "http" and scope["path"].startswith("/proxy/")) or scope["type"] == "lifespan":
+        await proxy_application(scope, receive, send)
+    else:
+        await django_application(scope, receive, send)

@@ -207,6 +207,9 @@ if EMAIL_HOST_NAME:
 else:
     env_int("EMAIL_PORT", 587, minimum=1)  # still validated, so a typo is caught before it matters
     _DEFAULT_MAILER = {"BACKEND": env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")}
+    if env_str("EMAIL_FILE_PATH"):
+        _DEFAULT_MAILER["BACKEND"] = "django.core.mail.backends.filebased.EmailBackend"
+        _DEFAULT_MAILER["OPTIONS"] = {"file_path": env_str("EMAIL_FILE_PATH")}
 MAILERS = {"default": _DEFAULT_MAILER}
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Migration Audit <audit@localhost>")
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
@@ -225,6 +228,8 @@ MIGRATION_AUDIT_SECRET_FIELDS = env_list(
 MIGRATION_AUDIT_ENCRYPTION_KEY = env_str("MIGRATION_AUDIT_ENCRYPTION_KEY")
 MIGRATION_AUDIT_PROXY_TIMEOUT = env_int("MIGRATION_AUDIT_PROXY_TIMEOUT", 600, minimum=1)
 MIGRATION_AUDIT_MAX_BODY_BYTES = env_int("MIGRATION_AUDIT_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=1024)
+# How often beat looks for report schedules that are due.
+REPORTS_TICK_SECONDS = env_int("REPORTS_TICK_SECONDS", 30, minimum=1)
 MIGRATION_AUDIT_DEFAULT_UPSTREAM = env_str("MIGRATION_AUDIT_DEFAULT_UPSTREAM", "anthropic")
 
 LOGGING = {

@@ -36,4 +36,8 @@ def demo_seed(*, emulator_url: str = EMULATOR_URL) -> str:
             target_version="2026-10-21",
             replay_key=DEMO_REPLAY_KEY,
         )
+    if not upstream.exchanges.exists():
+        from migrations_audit.demo_traffic import demo_traffic_record
+
+        demo_traffic_record(upstream=upstream)
     return f"{upstream.exchanges.count()} exchanges recorded"

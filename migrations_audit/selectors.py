@@ -1,9 +1,15 @@
 """Read access shared by every page: what a user may see."""
 
-from django.db.models import QuerySet
-from django.http import Http404
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
-from migrations_audit.models import Membership, Team, Upstream
+from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import TruncDate
+from django.http import Http404
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from migrations_audit.models import Exchange, Membership, Team, Upstream
 
 
 def teams_for_user(*, user) -> QuerySet[Team]:
@@ -28,3 +34,174 @@ def membership_role(*, user, team: Team) -> str | None:
 
 def user_can_edit(*, user, team: Team) -> bool:
     return membership_role(user=user, team=team) in (Membership.Role.MEMBER, Membership.Role.ADMIN)
+
+
+# --- Traffic: what the overview and the traffic explorer read ---------------------------------
+
+
+def traffic_summary(*, upstream: Upstream, days: int = 30) -> dict:
+    """Recorded traffic per day and version, per endpoint, per version and per client (top 10)."""
+    recent = Exchange.objects.filter(upstream=upstream, started_at__gte=timezone.now() - timedelta(days=days))
+    per_day: dict = {}
+    for row in (
+        recent.annotate(day=TruncDate("started_at")).values("day", "api_version").annotate(n=Count("id"))
+    ):
+        per_day.setdefault(row["day"], {})[row["api_version"]] = row["n"]
+    everything = Exchange.objects.filter(upstream=upstream)
+    return {
+        "days": [{"day": day, "versions": versions} for day, versions in sorted(per_day.items())],
+        "endpoints": list(everything.values("endpoint").annotate(n=Count("id")).order_by("-n")[:10]),
+        "versions": list(everything.values("api_version").annotate(n=Count("id")).order_by("api_version")),
+        "clients": list(
+            everything.values("client", "client__identity", "client__label")
+            .annotate(n=Count("id"))
+            .order_by("-n")[:10]
+        ),
+        "total": everything.count(),
+    }
+
+
+SORTS = {
+    "newest": ("-started_at", "-id"),
+    "oldest": ("started_at", "id"),
+    "slowest": ("-duration_ms", "-id"),
+}
+
+
+@dataclass
+class TrafficFilter:
+    client: int | None = None
+    endpoint: str = ""
+    version: str = ""
+    status: str = ""  # a code, or 2xx/4xx/5xx, or "none"
+    streamed: bool | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    q: str = ""
+    sort: str = "newest"
+    errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_query(cls, query) -> "TrafficFilter":
+        found = cls()
+        if query.get("client"):
+            if query["client"].isdigit():
+                found.client = int(query["client"])
+            else:
+                found.errors.append("Client must be chosen from the list.")
+        found.endpoint = query.get("endpoint", "").strip()[:520]
+        found.version = query.get("version", "").strip()[:50]
+        status = query.get("status", "").strip().lower()
+        if status and not (
+            status in ("2xx", "3xx", "4xx", "5xx", "none") or (status.isdigit() and len(status) == 3)
+        ):
+            found.errors.append("Status must be a code such as 400, a class such as 4xx, or “none”.")
+        else:
+            found.status = status
+        streamed = query.get("streamed", "")
+        found.streamed = {"yes": True, "no": False}.get(streamed)
+        for name in ("since", "until"):
+            raw = query.get(name, "").strip()
+            if raw:
+                parsed = parse_datetime(raw) or _date_start(raw)
+                if parsed is None:
+                    found.errors.append(f"“{name}” must be a date (2026-11-20) or a date and time.")
+                else:
+                    setattr(found, name, parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
+        found.q = query.get("q", "").strip()[:200]
+        found.sort = query.get("sort") if query.get("sort") in SORTS else "newest"
+        return found
+
+    def apply(self, exchanges: QuerySet) -> QuerySet:
+        if self.client:
+            exchanges = exchanges.filter(client_id=self.client)
+        if self.endpoint:
+            exchanges = exchanges.filter(endpoint=self.endpoint)
+        if self.version:
+            exchanges = exchanges.filter(api_version="" if self.version == "none" else self.version)
+        if self.status == "none":
+            exchanges = exchanges.filter(status__isnull=True)
+        elif self.status.endswith("xx"):
+            low = int(self.status[0]) * 100
+            exchanges = exchanges.filter(status__gte=low, status__lt=low + 100)
+        elif self.status:
+            exchanges = exchanges.filter(status=int(self.status))
+        if self.streamed is not None:
+            exchanges = exchanges.filter(streamed=self.streamed)
+        if self.since:
+            exchanges = exchanges.filter(started_at__gte=self.since)
+        if self.until:
+            exchanges = exchanges.filter(started_at__lt=self.until)
+        if self.q:
+            exchanges = exchanges.filter(
+                Q(path__icontains=self.q)
+                | Q(sdk__icontains=self.q)
+                | Q(error__icontains=self.q)
+                | Q(user_agent__icontains=self.q)
+                | Q(client__identity__icontains=self.q)
+                | Q(client__label__icontains=self.q)
+            )
+        return exchanges
+
+
+def exchanges_page(*, upstream: Upstream, filters: TrafficFilter, after: str = "", size: int = 50):
+    """One page of exchanges by keyset pagination: `after` is the cursor of the last row shown, so a
+    page costs an index range scan however deep it is. Returns (rows, cursor of the next page)."""
+    order = SORTS[filters.sort]
+    exchanges = filters.apply(Exchange.objects.filter(upstream=upstream))
+    if filters.sort == "slowest":
+        exchanges = exchanges.filter(duration_ms__isnull=False)
+    cursor = _cursor_decode(after, filters.sort)
+    if cursor is not None:
+        value, last_id = cursor
+        field_name = order[0].lstrip("-")
+        if order[0].startswith("-"):
+            exchanges = exchanges.filter(
+                Q(**{f"{field_name}__lt": value}) | Q(**{field_name: value, "id__lt": last_id})
+            )
+        else:
+            exchanges = exchanges.filter(
+                Q(**{f"{field_name}__gt": value}) | Q(**{field_name: value, "id__gt": last_id})
+            )
+    rows = list(
+        exchanges.select_related("client")
+        .defer("request_body", "response_body", "response_events", "request_headers", "response_headers")
+        .order_by(*order)[: size + 1]
+    )
+    next_cursor = ""
+    if len(rows) > size:
+        rows = rows[:size]
+        last = rows[-1]
+        value = last.started_at.isoformat() if filters.sort != "slowest" else repr(last.duration_ms)
+        next_cursor = f"{value}|{last.pk}"
+    return rows, next_cursor
+
+
+def _cursor_decode(after: str, sort: str):
+    value, _, last_id = after.rpartition("|")
+    if not value or not last_id.isdigit():
+        return None
+    if sort == "slowest":
+        try:
+            return float(value), int(last_id)
+        except ValueError:
+            return None
+    parsed = parse_datetime(value)
+    return (parsed, int(last_id)) if parsed else None
+
+
+def _date_start(raw: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+
+
+def traffic_choices(*, upstream: Upstream) -> dict:
+    """Values offered by the traffic filters: endpoints, versions and clients seen."""
+    exchanges = Exchange.objects.filter(upstream=upstream)
+    return {
+        "endpoints": list(exchanges.values_list("endpoint", flat=True).distinct().order_by("endpoint")[:100]),
+        "versions": list(upstream.versions.values_list("name", flat=True)),
+        "clients": list(upstream.clients.order_by("identity")[:500]),
+    }

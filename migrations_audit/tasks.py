@@ -3,8 +3,63 @@
 from celery import shared_task
 
 from migrations_audit import services
+from migrations_audit.models import Migration
+from migrations_audit.tracking import services as tracking_services
 
 
 @shared_task(bind=True, name="migrations_audit.tasks.heartbeat")
 def heartbeat(self) -> None:
     services.worker_heartbeat_record(hostname=self.request.hostname or "local")
+
+
+@shared_task(name="migrations_audit.tasks.har_import_run", acks_late=True)
+def har_import_run(job_id: int) -> None:
+    from migrations_audit.capture.services import har_import_run as run
+
+    run(job_id=job_id)
+
+
+# Tracking: client statuses in open migrations, derived from recorded traffic.
+
+
+@shared_task(name="migrations_audit.tasks.tracking_refresh_active", acks_late=True)
+def tracking_refresh_active() -> int:
+    return tracking_services.migrations_refresh_active()
+
+
+@shared_task(name="migrations_audit.tasks.tracking_refresh_migration", acks_late=True)
+def tracking_refresh_migration(migration_id: int) -> int:
+    migration = Migration.objects.filter(pk=migration_id, closed_at__isnull=True).first()
+    if migration is None:
+        return 0
+    return len(tracking_services.migration_refresh(migration=migration))
+
+
+# Reports: scheduled compatibility snapshots.
+
+
+@shared_task(name="migrations_audit.tasks.reports_due", acks_late=True)
+def reports_due() -> None:
+    from migrations_audit.models import ReportDefinition
+    from migrations_audit.reports import services as reports
+
+    for definition_id in reports.reports_due_claim():
+        report_run.delay(definition_id)
+    for definition_id in ReportDefinition.objects.filter(pending_run__isnull=False).values_list(
+        "pk", flat=True
+    ):
+        reports.report_replay_check(definition_id=definition_id)
+
+
+@shared_task(name="migrations_audit.tasks.report_run", acks_late=True)
+def report_run(definition_id: int) -> None:
+    from migrations_audit.reports import services as reports
+
+    reports.report_run(definition_id=definition_id)
+
+
+@shared_task(name="migrations_audit.tasks.report_email", acks_late=True)
+def report_email(snapshot_id: int) -> None:
+    from migrations_audit.reports import services as reports
+
+    reports.snapshot_email(snapshot_id=snapshot_id)

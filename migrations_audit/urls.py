@@ -1,6 +1,6 @@
 from django.urls import path
 
-from migrations_audit.views import pages
+from migrations_audit.views import capture, pages, reports, tracking
 
 app_name = "migrations_audit"
 
@@ -12,8 +12,55 @@ urlpatterns = [
     path("u/<slug:slug>/runs/", pages.runs, name="runs"),
     path("u/<slug:slug>/runs/<int:run_id>/", pages.run_detail, name="run"),
     path("u/<slug:slug>/differences/", pages.differences, name="differences"),
-    path("u/<slug:slug>/clients/", pages.clients, name="clients"),
-    path("reports/", pages.reports, name="reports"),
+    path(
+        "u/<slug:slug>/differences/<int:signature_id>/", pages.difference_examples, name="difference_examples"
+    ),
+    path("u/<slug:slug>/clients/", tracking.clients, name="clients"),
+    path("u/<slug:slug>/clients/<int:client_id>/", tracking.client_detail, name="client"),
+    path("u/<slug:slug>/clients/<int:client_id>/claim/", tracking.client_claim, name="client_claim"),
+    path("u/<slug:slug>/migrations/", tracking.migrations, name="migrations"),
+    path("u/<slug:slug>/migrations/<int:migration_id>/", tracking.migration_detail, name="migration"),
+    path(
+        "u/<slug:slug>/migrations/<int:migration_id>/refresh/",
+        tracking.migration_refresh,
+        name="migration_refresh",
+    ),
+    path(
+        "u/<slug:slug>/migrations/<int:migration_id>/close/", tracking.migration_close, name="migration_close"
+    ),
+    path(
+        "u/<slug:slug>/migrations/<int:migration_id>/clients/<int:client_id>/",
+        tracking.migration_client,
+        name="migration_client",
+    ),
+    path(
+        "u/<slug:slug>/migrations/<int:migration_id>/clients/<int:client_id>/override/",
+        tracking.migration_client_override,
+        name="migration_client_override",
+    ),
+    path(
+        "u/<slug:slug>/migrations/<int:migration_id>/clients/<int:client_id>/note/",
+        tracking.migration_client_note,
+        name="migration_client_note",
+    ),
+    path("api/v1/migrations/<int:migration_id>", tracking.api_migration, name="api_migration"),
+    path("reports/", reports.reports, name="reports"),
+    path("reports/new/", reports.report_edit, name="report_new"),
+    path("reports/<int:definition_id>/", reports.report_detail, name="report"),
+    path("reports/<int:definition_id>/edit/", reports.report_edit, name="report_edit"),
+    path("reports/<int:definition_id>/run/", reports.report_run_now, name="report_run"),
+    path("reports/snapshots/<int:snapshot_id>/", reports.report_snapshot, name="report_snapshot"),
+    path("reports/snapshots/<int:snapshot_id>.<str:fmt>", reports.report_snapshot, name="report_download"),
     path("settings/", pages.settings_page, name="settings"),
     path("healthz", pages.health, name="health"),
+    # Capture
+    path("api/v1/upstreams/<slug:slug>/exchanges", capture.api_ingest, name="api_ingest"),
+    path("u/<slug:slug>/import/", capture.har_imports, name="har_imports"),
+    path("u/<slug:slug>/import/<int:job_id>/", capture.har_import_detail, name="har_import"),
+    path("settings/teams/<slug:team_slug>/tokens/", capture.token_create, name="token_create"),
+    path(
+        "settings/teams/<slug:team_slug>/tokens/<int:token_id>/revoke/",
+        capture.token_revoke,
+        name="token_revoke",
+    ),
 ]

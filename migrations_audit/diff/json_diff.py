@@ -103,7 +103,7 @@ def _walk_list(a: list, b: list, pa: str, pb: str, out: list) -> None:
         return
     removed = []
     added = []
-    for tag, i1, i2, j1, j2 in SequenceMatcher(None, keys_a, keys_b, autojunk=False).get_opcodes():
+    for tag, i1, i2, j1, j2 in _opcodes(keys_a, keys_b):
         if tag == "equal" or (tag == "replace" and i2 - i1 == j2 - j1):
             _pairs(a, b, range(i1, i2), range(j1, j2), pa, pb, out)
         else:
@@ -113,6 +113,19 @@ def _walk_list(a: list, b: list, pa: str, pb: str, out: list) -> None:
         out.append(Change("field_removed", f"{pa}/{i}", a[i], None))
     for j in added:
         out.append(Change("field_added", f"{pb}/{j}", None, b[j]))
+
+
+def _opcodes(keys_a: list, keys_b: list) -> list[tuple]:
+    """The alignment of two keyed arrays, computed in one canonical direction and mirrored when needed:
+    SequenceMatcher breaks ties by position, so diff(a, b) and diff(b, a) must share one alignment to
+    report mirrored changes."""
+    if keys_a <= keys_b:
+        return SequenceMatcher(None, keys_a, keys_b, autojunk=False).get_opcodes()
+    mirror = {"insert": "delete", "delete": "insert"}
+    return [
+        (mirror.get(tag, tag), i1, i2, j1, j2)
+        for tag, j1, j2, i1, i2 in SequenceMatcher(None, keys_b, keys_a, autojunk=False).get_opcodes()
+    ]
 
 
 def _pairs(a: list, b: list, ia, ib, pa: str, pb: str, out: list) -> None:

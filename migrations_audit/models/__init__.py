@@ -1,6 +1,6 @@
 """The data model, one module per stage of the pipeline."""
 
-from .capture import Exchange
+from .capture import Exchange, HarImport
 from .core import ApiToken, ApiVersion, Client, Membership, Team, Upstream, WorkerHeartbeat
 from .diff import (
     ChangelogRule,
@@ -11,6 +11,8 @@ from .diff import (
     RequestFinding,
 )
 from .replay import ReplayAttempt, ReplayResult, ReplayRun
+from .reports import ReportDefinition, ReportSnapshot
+from .tracking import Migration, MigrationClientState, Status, StatusChange
 
 __all__ = [
     "ApiToken",
@@ -22,11 +24,18 @@ __all__ = [
     "DifferenceSignature",
     "Exchange",
     "ExchangeComparison",
+    "HarImport",
     "Membership",
+    "Migration",
+    "MigrationClientState",
     "ReplayAttempt",
     "ReplayResult",
     "ReplayRun",
+    "ReportDefinition",
+    "ReportSnapshot",
     "RequestFinding",
+    "Status",
+    "StatusChange",
     "Team",
     "Upstream",
     "WorkerHeartbeat",

@@ -54,3 +54,39 @@ class Exchange(models.Model):
 
     def __str__(self):
         return f"{self.method} {self.path} [{self.api_version or '-'}] {self.status or 'no response'}"
+
+
+class HarImport(models.Model):
+    """One HAR file being imported in the background, with progress for the page that polls it."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Importing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    upstream = models.ForeignKey(Upstream, on_delete=models.CASCADE, related_name="har_imports")
+    created_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL)
+    filename = models.CharField(max_length=255)
+    stored_path = models.CharField(max_length=500)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    bytes_total = models.PositiveBigIntegerField(default=0)
+    bytes_done = models.PositiveBigIntegerField(default=0)
+    entries_seen = models.PositiveIntegerField(default=0)
+    stored = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0, help_text="Entries for other hosts or not API calls.")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.filename} ({self.state})"
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.bytes_done / self.bytes_total) if self.bytes_total else 0

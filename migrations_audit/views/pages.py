@@ -6,7 +6,10 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from migrations_audit import selectors
-from migrations_audit.models import Client, Exchange, ReplayRun
+from migrations_audit.diff import selectors as diff_selectors
+from migrations_audit.models import Difference, DifferenceSignature, Exchange, ReplayResult, ReplayRun
+from migrations_audit.presenters import body_prepare, stream_summarise, timeline_align
+from migrations_audit.tracking.charts import versions_chart
 
 
 def home(request):
@@ -18,30 +21,119 @@ def home(request):
 
 def overview(request, slug):
     upstream = selectors.upstream_for_user(user=request.user, slug=slug)
+    traffic = selectors.traffic_summary(upstream=upstream)
+    target = upstream.target_version
+    findings = diff_selectors.request_findings_summary(upstream=upstream, version=target) if target else None
+    confirmed = (
+        diff_selectors.signatures_for_upstream(upstream=upstream, version_to=target).filter(
+            classification="breaking"
+        )
+        if target
+        else []
+    )
     context = {
         "upstream": upstream,
-        "exchange_count": upstream.exchanges.count(),
-        "client_count": upstream.clients.count(),
+        "traffic": traffic,
+        "chart": versions_chart(days=traffic["days"], target_version=target),
+        "findings": findings,
+        "confirmed": list(confirmed[:10]),
         "latest_runs": upstream.runs.all()[:5],
+        "proxy_url": request.build_absolute_uri(f"/proxy/{upstream.slug}"),
     }
     return render(request, "migrations_audit/overview.html", context)
 
 
 def traffic(request, slug):
     upstream = selectors.upstream_for_user(user=request.user, slug=slug)
-    exchanges = (
-        Exchange.objects.filter(upstream=upstream)
-        .select_related("client")
-        .defer("request_body", "response_body", "response_events")
+    filters = selectors.TrafficFilter.from_query(request.GET)
+    rows, next_cursor = (
+        ([], "")
+        if filters.errors
+        else selectors.exchanges_page(upstream=upstream, filters=filters, after=request.GET.get("after", ""))
     )
-    page = Paginator(exchanges, 50).get_page(request.GET.get("page"))
-    return render(request, "migrations_audit/traffic.html", {"upstream": upstream, "page": page})
+    query = request.GET.copy()
+    query.pop("after", None)
+    context = {
+        "upstream": upstream,
+        "filters": filters,
+        "rows": rows,
+        "next_cursor": next_cursor,
+        "query": query.urlencode(),
+        "paged": bool(request.GET.get("after")),
+        "choices": selectors.traffic_choices(upstream=upstream),
+        "proxy_url": request.build_absolute_uri(f"/proxy/{upstream.slug}"),
+    }
+    template = "migrations_audit/traffic.html#results" if request.htmx else "migrations_audit/traffic.html"
+    return render(request, template, context)
 
 
 def exchange_detail(request, slug, exchange_id):
     upstream = selectors.upstream_for_user(user=request.user, slug=slug)
-    exchange = get_object_or_404(Exchange, upstream=upstream, pk=exchange_id)
-    return render(request, "migrations_audit/exchange.html", {"upstream": upstream, "exchange": exchange})
+    exchange = get_object_or_404(Exchange.objects.select_related("client"), upstream=upstream, pk=exchange_id)
+    runs = list(ReplayRun.objects.filter(results__exchange=exchange).distinct().order_by("-pk"))
+    run = next((r for r in runs if str(r.pk) == request.GET.get("run")), runs[0] if runs else None)
+    columns = [_column(f"Recorded ({exchange.api_version or 'no version'})", exchange.api_version, exchange)]
+    differences = []
+    if run is not None:
+        differences = list(diff_selectors.differences_for_exchange(exchange=exchange).filter(run=run))
+        results = ReplayResult.objects.filter(run=run, exchange=exchange, attempt=1).order_by("version")
+        order = {version: index for index, version in enumerate(run.versions)}
+        for result in sorted(results, key=lambda r: order.get(r.version, 99)):
+            columns.append(_column(f"Replayed under {result.version}", result.version, result))
+        _mark(columns[1:], differences)
+    for column in columns:
+        column["body"] = (
+            body_prepare(column["raw_body"], marks=column["marks"]) if not column["streamed"] else None
+        )
+    streamed_columns = [column for column in columns if column["streamed"]]
+    timeline = (
+        timeline_align([column["stream"].events for column in streamed_columns]) if streamed_columns else []
+    )
+    context = {
+        "upstream": upstream,
+        "exchange": exchange,
+        "request_body": body_prepare(exchange.request_body),
+        "runs": runs,
+        "run": run,
+        "columns": columns,
+        "streamed_columns": streamed_columns,
+        "timeline": timeline,
+        "differences": [d for d in differences if d.classification != "noise" or request.GET.get("noise")],
+        "noise_count": sum(1 for d in differences if d.classification == "noise"),
+        "show_noise": bool(request.GET.get("noise")),
+        "findings": exchange.request_findings.select_related("rule"),
+    }
+    return render(request, "migrations_audit/exchange.html", context)
+
+
+def _column(title, version, source) -> dict:
+    streamed = source.streamed
+    return {
+        "title": title,
+        "version": version,
+        "status": source.status,
+        "error": source.error,
+        "headers": source.response_headers,
+        "raw_body": source.response_body,
+        "streamed": streamed,
+        "stream": stream_summarise(source.response_events) if streamed else None,
+        "marks": {},
+        "header_marks": {},
+    }
+
+
+def _mark(columns: list[dict], differences: list[Difference]) -> None:
+    """Mark each difference where it is, on both sides of the pair of versions it compares."""
+    by_version = {column["version"]: column for column in columns}
+    for difference in differences:
+        for version in (difference.version_from, difference.version_to):
+            column = by_version.get(version)
+            if column is None:
+                continue
+            if difference.path.startswith("header:"):
+                column["header_marks"][difference.path.removeprefix("header:")] = difference.classification
+            elif difference.path.startswith("/") or difference.path == "":
+                column["marks"].setdefault(difference.path, difference.classification)
 
 
 def runs(request, slug):
@@ -58,20 +150,39 @@ def run_detail(request, slug, run_id):
 
 def differences(request, slug):
     upstream = selectors.upstream_for_user(user=request.user, slug=slug)
-    signatures = upstream.signatures.select_related("rule").order_by("rule", "-count")
-    return render(
-        request, "migrations_audit/differences.html", {"upstream": upstream, "signatures": signatures}
+    show_noise = request.GET.get("noise") == "1"
+    signatures = diff_selectors.signatures_for_upstream(upstream=upstream, include_noise=show_noise)
+    page = Paginator(signatures, 50).get_page(request.GET.get("page"))
+    noise_hidden = (
+        0 if show_noise else upstream.signatures.filter(classification="noise", exchanges__gt=0).count()
     )
+    context = {"upstream": upstream, "page": page, "show_noise": show_noise, "noise_hidden": noise_hidden}
+    return render(request, "migrations_audit/differences.html", context)
 
 
-def clients(request, slug):
+def difference_examples(request, slug, signature_id):
     upstream = selectors.upstream_for_user(user=request.user, slug=slug)
-    rows = Client.objects.filter(upstream=upstream).select_related("team")
-    return render(request, "migrations_audit/clients.html", {"upstream": upstream, "clients": rows})
-
-
-def reports(request):
-    return render(request, "migrations_audit/reports.html", {})
+    signature = get_object_or_404(
+        DifferenceSignature.objects.select_related("rule"), upstream=upstream, pk=signature_id
+    )
+    examples = (
+        Difference.objects.filter(upstream=upstream, signature=signature.signature)
+        .select_related("exchange__client")
+        .order_by("-exchange_id")
+    )
+    page = Paginator(examples, 20).get_page(request.GET.get("page"))
+    context = {
+        "upstream": upstream,
+        "signature": signature,
+        "page": page,
+        "clients": signature.clients.all()[:20],
+    }
+    template = (
+        "migrations_audit/difference_examples.html#examples"
+        if request.htmx
+        else "migrations_audit/difference_examples.html"
+    )
+    return render(request, template, context)
 
 
 def settings_page(request):

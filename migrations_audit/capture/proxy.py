@@ -1,0 +1,324 @@
+"""The recording reverse proxy, as a lean ASGI application.
+
+Django's request stack is not on this path: a request is forwarded as soon as its body is read, the
+response streams back chunk by chunk as the upstream sends it, and the finished exchange goes to a
+queue that a background writer drains into the database. The client never waits for the database.
+"""
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from migrations_audit.models import Upstream
+from migrations_audit.sse import SseParser
+
+from .recording import CLIENT_HEADER, HOP_BY_HOP, CapturedExchange, is_event_stream
+from .services import exchanges_record
+
+logger = logging.getLogger(__name__)
+UPSTREAM_CACHE_SECONDS = 5.0
+# Answered by the proxy itself (liveness and recorder counts), in root mode too.
+HEALTH_PATH = "/__audit/healthz"
+
+
+@dataclass
+class UpstreamRoute:
+    """What the proxy needs of an upstream, cached so a request costs no query."""
+
+    pk: int
+    slug: str
+    base_url: str
+    recording_paused: bool
+    record_one_in: int
+
+
+class Recorder:
+    """Takes finished exchanges off the request path and writes them in batches from a thread."""
+
+    def __init__(self, *, max_pending: int = 10_000, batch_size: int = 200):
+        self.queue: asyncio.Queue | None = None
+        self.max_pending = max_pending
+        self.batch_size = batch_size
+        self.recorded = 0
+        self.dropped = 0
+        self.failed = 0
+        self._writer: asyncio.Task | None = None
+
+    def submit(self, upstream_pk: int, captured: CapturedExchange) -> None:
+        if self.queue is None:
+            self.queue = asyncio.Queue()
+            self._writer = asyncio.get_running_loop().create_task(self._drain())
+        if self.queue.qsize() >= self.max_pending:
+            # Never hold client traffic hostage to a slow database: count what could not be kept.
+            self.dropped += 1
+            logger.warning("recording queue full: exchange dropped (%d dropped so far)", self.dropped)
+            return
+        self.queue.put_nowait((upstream_pk, captured))
+
+    async def _drain(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            while len(batch) < self.batch_size and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            await self._write(batch)
+            for _ in batch:
+                self.queue.task_done()
+
+    async def _write(self, batch) -> None:
+        by_upstream: dict[int, list[CapturedExchange]] = {}
+        for upstream_pk, captured in batch:
+            by_upstream.setdefault(upstream_pk, []).append(captured)
+        for attempt in range(1, 6):
+            try:
+                await sync_to_async(_store, thread_sensitive=False)(by_upstream)
+                self.recorded += len(batch)
+                return
+            except Exception:
+                # The database may be restarting: keep the batch and try again a few times.
+                logger.exception("recording a batch of %d exchanges failed (attempt %d)", len(batch), attempt)
+                await asyncio.sleep(min(2**attempt, 10))
+        self.failed += len(batch)
+
+    def counts(self) -> dict:
+        pending = self.queue.qsize() if self.queue is not None else 0
+        return {"recorded": self.recorded, "pending": pending, "dropped": self.dropped, "failed": self.failed}
+
+    async def flush(self) -> None:
+        if self.queue is not None:
+            await self.queue.join()
+
+
+def _store(by_upstream: dict[int, list[CapturedExchange]]) -> None:
+    from django.db import close_old_connections
+
+    close_old_connections()
+    for upstream in Upstream.objects.filter(pk__in=by_upstream):
+        exchanges_record(upstream=upstream, captured=by_upstream[upstream.pk], source="proxy")
+
+
+class ProxyApp:
+    """Serves /proxy/<slug>/<path> (prefix mode), or every path for one upstream (root mode)."""
+
+    def __init__(self, *, root_slug: str | None = None):
+        self.root_slug = root_slug
+        self.recorder = Recorder()
+        self._routes: dict[str, tuple[float, UpstreamRoute | None]] = {}
+        self._client: httpx.AsyncClient | None = None
+        self._counter = 0
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(settings.MIGRATION_AUDIT_PROXY_TIMEOUT, connect=10.0),
+                limits=httpx.Limits(max_connections=2000, max_keepalive_connections=200),
+                follow_redirects=False,
+            )
+        return self._client
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["path"] == HEALTH_PATH:
+            await _send_json(send, 200, {"status": "ok", **self.recorder.counts()})
+            return
+        if self.root_slug:
+            slug, path = self.root_slug, scope["path"]
+        else:
+            rest = scope["path"].removeprefix("/proxy/")
+            slug, _, path = rest.partition("/")
+            path = "/" + path
+        route = await self._route(slug)
+        if route is None:
+            await _send_error(send, 404, "not_found_error", f"No upstream named {slug!r} is configured.")
+            return
+        await self._forward(route, path, scope, receive, send)
+
+    async def _route(self, slug: str) -> UpstreamRoute | None:
+        cached = self._routes.get(slug)
+        now = time.monotonic()
+        if cached and cached[0] > now:
+            return cached[1]
+        route = await sync_to_async(_load_route, thread_sensitive=False)(slug)
+        self._routes[slug] = (now + UPSTREAM_CACHE_SECONDS, route)
+        return route
+
+    async def _forward(self, route: UpstreamRoute, path: str, scope, receive, send):
+        started_at = datetime.now(UTC)
+        started = time.perf_counter()
+        body = await _read_body(receive)
+        if body is None:
+            return  # the client went away before sending its request
+        query = scope.get("query_string", b"").decode("latin-1")
+        request_headers = _decode_headers(scope["headers"])
+        forwarded = [
+            (name, value)
+            for name, value in request_headers.items()
+            if name not in HOP_BY_HOP and name != CLIENT_HEADER
+        ]
+        url = route.base_url + path + (f"?{query}" if query else "")
+        captured = CapturedExchange(
+            method=scope["method"],
+            path=path,
+            query=query,
+            request_headers=request_headers,
+            request_body=body,
+            started_at=started_at,
+        )
+        try:
+            upstream_request = self.client.build_request(
+                scope["method"], url, headers=forwarded, content=body
+            )
+            response = await self.client.send(upstream_request, stream=True)
+        except httpx.TimeoutException as error:
+            captured.error = f"upstream timed out: {error}"
+            await _send_error(send, 504, "api_error", "The upstream API did not answer in time.")
+            self._record(route, captured, started, status=504)
+            return
+        except httpx.HTTPError as error:
+            captured.error = f"upstream unreachable: {type(error).__name__}: {error}"
+            await _send_error(send, 502, "api_error", "The upstream API could not be reached.")
+            self._record(route, captured, started, status=502)
+            return
+        captured.status = response.status_code
+        captured.response_headers = {name.lower(): value for name, value in response.headers.items()}
+        streamed = is_event_stream(captured.response_headers)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": [
+                    (name.encode("latin-1"), value.encode("latin-1"))
+                    for name, value in response.headers.multi_items()
+                    if name.lower() not in HOP_BY_HOP
+                ],
+            }
+        )
+        chunks = []
+        parser = SseParser() if streamed else None
+        events = [] if streamed else None
+        disconnected = asyncio.ensure_future(_wait_disconnect(receive)) if streamed else None
+        try:
+            async for chunk in response.aiter_raw():
+                if captured.first_byte_ms is None:
+                    captured.first_byte_ms = (time.perf_counter() - started) * 1000
+                chunks.append(chunk)
+                if parser is not None:
+                    at = (time.perf_counter() - started) * 1000
+                    events.extend(event.as_dict(t_ms=at) for event in parser.feed(chunk))
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if disconnected is not None and disconnected.done():
+                    captured.error = "client disconnected mid-stream; upstream request cancelled"
+                    break
+            await send({"type": "http.response.body", "body": b""})
+        except httpx.HTTPError as error:
+            # The upstream cut the stream: end the client's stream the same way, and keep what came.
+            captured.error = f"upstream connection lost mid-response: {type(error).__name__}: {error}"
+            raise UpstreamDropped(captured.error) from None
+        finally:
+            await response.aclose()
+            if disconnected is not None:
+                disconnected.cancel()
+            captured.response_body = b"".join(chunks)
+            if parser is not None:
+                events.extend(
+                    event.as_dict(t_ms=(time.perf_counter() - started) * 1000) for event in parser.close()
+                )
+                captured.response_events = events
+                captured.streamed = True
+            self._record(route, captured, started, status=captured.status)
+
+    def _record(self, route: UpstreamRoute, captured: CapturedExchange, started: float, *, status) -> None:
+        if route.recording_paused:
+            return
+        self._counter += 1
+        if route.record_one_in > 1 and self._counter % route.record_one_in:
+            return
+        captured.status = status
+        captured.duration_ms = (time.perf_counter() - started) * 1000
+        self.recorder.submit(route.pk, captured)
+
+    async def _lifespan(self, receive, send):
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.recorder.flush()
+                if self._client is not None:
+                    await self._client.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+class UpstreamDropped(Exception):
+    pass
+
+
+def _load_route(slug: str) -> UpstreamRoute | None:
+    from django.db import close_old_connections
+
+    close_old_connections()
+    upstream = (
+        Upstream.objects.filter(slug=slug)
+        .only("pk", "slug", "base_url", "recording_paused", "record_one_in")
+        .first()
+    )
+    if upstream is None:
+        return None
+    return UpstreamRoute(
+        pk=upstream.pk,
+        slug=upstream.slug,
+        base_url=upstream.base_url.rstrip("/"),
+        recording_paused=upstream.recording_paused,
+        record_one_in=max(upstream.record_one_in, 1),
+    )
+
+
+async def _read_body(receive) -> bytes | None:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _wait_disconnect(receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def _decode_headers(raw) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, value in raw:
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    return headers
+
+
+async def _send_error(send, status: int, error_type: str, message: str) -> None:
+    await _send_json(send, status, {"type": "error", "error": {"type": error_type, "message": message}})
+
+
+async def _send_json(send, status: int, payload: dict) -> None:
+    body = json.dumps(payload).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,132 @@
+"""Turn one finished request/response into an unsaved Exchange: masked, identified, hashed.
+
+Every entry point (proxy, ingest, HAR) builds its rows here, so that masking and client identity
+work the same way whatever the source.
+"""
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from migrations_audit.models import Client, Exchange, Upstream
+from migrations_audit.secrets import api_key_from_headers, key_fingerprint, mask_body, mask_headers
+from migrations_audit.sse import parse_sse
+from migrations_audit.tracking.sdk import sdk_describe
+
+CLIENT_HEADER = "x-audit-client"
+# Headers of one hop only: never forwarded, never compared.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
+
+
+@dataclass
+class CapturedExchange:
+    """What any entry point saw of one exchange, before masking."""
+
+    method: str
+    path: str
+    request_headers: dict[str, str]
+    request_body: bytes
+    started_at: datetime
+    query: str = ""
+    status: int | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    response_body: bytes = b""
+    streamed: bool = False
+    # Parsed events with their arrival times, when the entry point timed them (the proxy does).
+    response_events: list[dict] | None = None
+    duration_ms: float | None = None
+    first_byte_ms: float | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class ClientIdentity:
+    kind: str
+    identity: str
+
+
+def client_identity(headers: dict[str, str]) -> ClientIdentity:
+    """X-Audit-Client if the client declares itself, else the keyed fingerprint of its API key."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    declared = lowered.get(CLIENT_HEADER, "").strip()
+    if declared:
+        return ClientIdentity(Client.Kind.DECLARED, declared[:200])
+    key = api_key_from_headers(lowered)
+    if key:
+        return ClientIdentity(Client.Kind.KEY, key_fingerprint(key))
+    return ClientIdentity(Client.Kind.ANONYMOUS, "anonymous")
+
+
+def content_hash(*, method: str, path: str, body: bytes, version: str) -> str:
+    digest = hashlib.sha256()
+    for part in (method.upper().encode(), path.encode(), version.encode(), body):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def is_event_stream(headers: dict[str, str]) -> bool:
+    return headers.get("content-type", "").split(";", 1)[0].strip().lower() == "text/event-stream"
+
+
+def exchange_build(
+    *, upstream: Upstream, captured: CapturedExchange, source: str
+) -> tuple[Exchange, ClientIdentity]:
+    """An unsaved Exchange (client to be resolved by the caller) with every secret masked."""
+    request_headers = {
+        name: value
+        for name, value in mask_headers(captured.request_headers).items()
+        if name not in HOP_BY_HOP
+    }
+    identity = client_identity(captured.request_headers)
+    request_headers.pop(CLIENT_HEADER, None)
+    response_headers = {
+        name: value
+        for name, value in mask_headers(captured.response_headers).items()
+        if name not in HOP_BY_HOP
+    }
+    version = request_headers.get(upstream.version_header, "")[:50]
+    path = captured.path[:500]
+    request_body = mask_body(captured.request_body)
+    streamed = captured.streamed or is_event_stream(response_headers)
+    events = captured.response_events
+    if streamed and events is None:
+        events = [event.as_dict() for event in parse_sse(captured.response_body)]
+    exchange = Exchange(
+        upstream=upstream,
+        source=source,
+        started_at=captured.started_at,
+        method=captured.method.upper()[:10],
+        path=path,
+        query=captured.query[:2000],
+        endpoint=f"{captured.method.upper()} {path}"[:520],
+        api_version=version,
+        user_agent=request_headers.get("user-agent", "")[:300],
+        sdk=sdk_describe(headers=captured.request_headers)[:100],
+        request_headers=request_headers,
+        request_body=request_body,
+        status=captured.status,
+        response_headers=response_headers,
+        response_body=captured.response_body if streamed else mask_body(captured.response_body),
+        streamed=streamed,
+        response_events=events or [],
+        duration_ms=captured.duration_ms,
+        first_byte_ms=captured.first_byte_ms,
+        error=captured.error[:500],
+        content_hash=content_hash(method=captured.method, path=path, body=request_body, version=version),
+    )
+    return exchange, identity

@@ -1,0 +1,78 @@
+"""Scheduled compatibility reports and their immutable snapshots."""
+
+from django.conf import settings
+from django.db import models
+
+from .core import Team, Upstream
+from .tracking import Migration
+
+
+class ReportDefinition(models.Model):
+    class ScheduleKind(models.TextChoices):
+        INTERVAL = "interval", "Every N minutes"
+        CRONTAB = "crontab", "Crontab expression"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="report_definitions")
+    upstream = models.ForeignKey(Upstream, on_delete=models.CASCADE, related_name="report_definitions")
+    migration = models.ForeignKey(
+        Migration, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    name = models.CharField(max_length=200)
+    version_from = models.CharField(max_length=50)
+    version_to = models.CharField(max_length=50)
+    fresh_replay = models.BooleanField(default=False, help_text="Replay a sample of recent traffic first.")
+    replay_sample = models.PositiveIntegerField(default=50)
+    schedule_kind = models.CharField(
+        max_length=10, choices=ScheduleKind.choices, default=ScheduleKind.INTERVAL
+    )
+    interval_seconds = models.PositiveIntegerField(null=True, blank=True)
+    crontab = models.CharField(max_length=100, blank=True, help_text="e.g. 0 8 * * 1 (Mondays at 08:00 UTC)")
+    recipients = models.TextField(blank=True, help_text="Email addresses, one per line or comma-separated.")
+    enabled = models.BooleanField(default=True)
+    next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    # A fresh replay in progress: the snapshot is taken when it ends.
+    pending_run = models.ForeignKey(
+        "ReplayRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def recipient_list(self) -> list[str]:
+        return [item.strip() for item in self.recipients.replace(",", "\n").splitlines() if item.strip()]
+
+
+class ReportSnapshot(models.Model):
+    """What a report found at one moment. Never changed once written."""
+
+    class Status(models.TextChoices):
+        OK = "ok", "Complete"
+        DEGRADED = "degraded", "Degraded"
+
+    definition = models.ForeignKey(ReportDefinition, on_delete=models.CASCADE, related_name="snapshots")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OK)
+    status_reason = models.TextField(blank=True)
+    payload = models.JSONField()
+    breaking = models.PositiveIntegerField(default=0)
+    unexplained = models.PositiveIntegerField(default=0)
+    blocking = models.PositiveIntegerField(default=0, help_text="Breaking and not acknowledged.")
+    emailed_to = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.definition} at {self.created_at:%Y-%m-%d %H:%M}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not kwargs.pop("_allow_update", False):
+            raise ValueError("A report snapshot is immutable once written.")
+        super().save(*args, **kwargs)

@@ -1,0 +1,126 @@
+"""Turning stored exchanges and results into what the pages show: pretty bodies with differences
+marked in place, and stream timelines aligned across versions. Everything returned is escaped."""
+
+import json
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+
+from django.utils.html import escape
+
+from migrations_audit.diff.json_diff import escape as pointer_escape
+from migrations_audit.diff.streams import stream_profile
+
+MAX_LINES = 3000
+
+
+@dataclass
+class BodyLine:
+    indent: int
+    html: str
+    mark: str = ""  # "breaking", "additive", "noise" or ""
+
+
+@dataclass
+class PreparedBody:
+    kind: str  # "json", "text", "empty"
+    lines: list[BodyLine] = field(default_factory=list)
+    text: str = ""
+    truncated: bool = False
+
+
+def body_prepare(body: bytes, *, marks: dict[str, str] | None = None) -> PreparedBody:
+    """A body as indented JSON lines (with the given JSON pointers marked) or as text."""
+    raw = bytes(body or b"")
+    if not raw:
+        return PreparedBody(kind="empty")
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        text = raw.decode("utf-8", errors="replace")
+        return PreparedBody(kind="text", text=text[:200_000], truncated=len(text) > 200_000)
+    lines: list[BodyLine] = []
+    _json_lines(value, "", 0, marks or {}, lines, key=None, last=True)
+    return PreparedBody(kind="json", lines=lines[:MAX_LINES], truncated=len(lines) > MAX_LINES)
+
+
+def _json_lines(value, pointer, depth, marks, out, *, key, last):
+    if len(out) > MAX_LINES:
+        return
+    prefix = (
+        f'<span class="k">{escape(json.dumps(key, ensure_ascii=False))}</span>: ' if key is not None else ""
+    )
+    comma = "" if last else ","
+    mark = marks.get(pointer, "")
+    if isinstance(value, dict) and value:
+        out.append(BodyLine(depth, prefix + "{", mark))
+        items = list(value.items())
+        for index, (name, item) in enumerate(items):
+            _json_lines(
+                item,
+                f"{pointer}/{pointer_escape(name)}",
+                depth + 1,
+                marks,
+                out,
+                key=name,
+                last=index == len(items) - 1,
+            )
+        out.append(BodyLine(depth, "}" + comma, mark))
+    elif isinstance(value, list) and value:
+        out.append(BodyLine(depth, prefix + "[", mark))
+        for index, item in enumerate(value):
+            _json_lines(
+                item, f"{pointer}/{index}", depth + 1, marks, out, key=None, last=index == len(value) - 1
+            )
+        out.append(BodyLine(depth, "]" + comma, mark))
+    else:
+        literal = escape(json.dumps(value, ensure_ascii=False))
+        out.append(BodyLine(depth, f'{prefix}<span class="v">{literal}</span>{comma}', mark))
+
+
+@dataclass
+class StreamSummary:
+    events: list[dict]
+    framing: str
+    done: bool
+    text: str
+    text_mode: str
+
+
+def stream_summarise(events: list[dict]) -> StreamSummary:
+    profile = stream_profile(events or [])
+    modes = [mode for mode in profile.text_mode.values() if mode]
+    return StreamSummary(
+        events=events or [],
+        framing=profile.framing,
+        done=profile.done,
+        text=profile.text or "",
+        text_mode=modes[0] if modes else "no text",
+    )
+
+
+def timeline_align(columns: list[list[dict]]) -> list[list[dict | None]]:
+    """Rows of events, one cell per column, aligned on the sequence of event names (the first column
+    is the reference): a row where one version sent an event the other did not has an empty cell."""
+    if not columns:
+        return []
+    rows: list[list[dict | None]] = [[event] for event in columns[0]]
+    names = [_event_name(event) for event in columns[0]]
+    for column_index, column in enumerate(columns[1:], start=1):
+        other = [_event_name(event) for event in column]
+        aligned: list[list[dict | None]] = []
+        matcher = SequenceMatcher(None, names, other, autojunk=False)
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            if tag == "equal" or (tag == "replace" and i2 - i1 == j2 - j1):
+                aligned += [rows[i] + [column[j]] for i, j in zip(range(i1, i2), range(j1, j2), strict=True)]
+                continue
+            aligned += [rows[i] + [None] for i in range(i1, i2)]
+            aligned += [[None] * column_index + [column[j]] for j in range(j1, j2)]
+        rows = aligned
+        names = [next((_event_name(cell) for cell in row if cell), "") for row in rows]
+    return rows
+
+
+def _event_name(event: dict) -> str:
+    if event.get("event"):
+        return event["event"]
+    return "[DONE]" if event.get("data", "").strip() == "[DONE]" else "(data-only)"

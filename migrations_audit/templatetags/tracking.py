@@ -1,0 +1,32 @@
+"""Template filters of the tracking pages."""
+
+import re
+from datetime import datetime
+
+from django import template
+from django.utils.html import conditional_escape
+from django.utils.safestring import mark_safe
+
+register = template.Library()
+
+
+@register.filter
+def inline_code(text):
+    """Changelog titles quote fields in backticks (`temperature`): show them as code, escaped."""
+    escaped = str(conditional_escape(text))
+    return mark_safe(re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped))  # noqa: S308 - escaped above
+
+
+@register.filter
+def iso_datetime(value):
+    """An ISO timestamp kept in evidence JSON, as a datetime the `date` filter can format."""
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+@register.filter
+def percent(value):
+    """0.8571 -> "86%"; None -> "—"."""
+    return "—" if value is None else f"{value:.0%}"

@@ -1,0 +1,128 @@
+"""Reports: definitions with their schedule, snapshot history, and each snapshot in every format."""
+
+from datetime import datetime
+
+from croniter import croniter
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from migrations_audit import selectors
+from migrations_audit.models import ReportDefinition, ReportSnapshot
+from migrations_audit.reports import services
+from migrations_audit.reports.forms import ReportDefinitionForm
+from migrations_audit.reports.render import report_csv, report_html
+
+
+def _definitions(user):
+    return ReportDefinition.objects.filter(team__memberships__user=user).select_related("upstream", "team")
+
+
+def _editable(user, definition_or_team) -> bool:
+    team = getattr(definition_or_team, "team", definition_or_team)
+    return selectors.user_can_edit(user=user, team=team)
+
+
+def reports(request):
+    definitions = list(_definitions(request.user))
+    latest = {}
+    for snapshot in ReportSnapshot.objects.filter(definition__in=definitions).order_by(
+        "definition", "-created_at"
+    ):
+        latest.setdefault(snapshot.definition_id, snapshot)
+    rows = [(definition, latest.get(definition.pk)) for definition in definitions]
+    can_create = any(_editable(request.user, team) for team in selectors.teams_for_user(user=request.user))
+    return render(request, "migrations_audit/reports.html", {"rows": rows, "can_create": can_create})
+
+
+def report_edit(request, definition_id=None):
+    definition = get_object_or_404(_definitions(request.user), pk=definition_id) if definition_id else None
+    upstreams = selectors.upstreams_for_user(user=request.user).filter(
+        team__memberships__user=request.user, team__memberships__role__in=["member", "admin"]
+    )
+    if definition is not None and not _editable(request.user, definition):
+        raise PermissionDenied("Viewers cannot change reports.")
+    if definition is None and not upstreams.exists():
+        raise PermissionDenied("Only team members can create reports.")
+    form = ReportDefinitionForm(
+        request.POST or None,
+        instance=definition,
+        upstreams=upstreams,
+        initial=None if definition else _initial(upstreams.first()),
+    )
+    if request.method == "POST" and form.is_valid():
+        saved = form.save(commit=False)
+        saved.team = saved.upstream.team
+        if definition is None:
+            saved.created_by = request.user
+        services.definition_save(definition=saved)
+        messages.success(request, f"Report “{saved.name}” saved.")
+        return redirect("migrations_audit:report", definition_id=saved.pk)
+    return render(request, "migrations_audit/report_edit.html", {"form": form, "definition": definition})
+
+
+def _initial(upstream) -> dict:
+    if upstream is None:
+        return {}
+    return {
+        "upstream": upstream,
+        "version_from": upstream.baseline_version,
+        "version_to": upstream.target_version,
+        "interval_seconds": 86400,
+        "name": f"{upstream.name}: {upstream.baseline_version} → {upstream.target_version}",
+    }
+
+
+def report_detail(request, definition_id):
+    definition = get_object_or_404(_definitions(request.user), pk=definition_id)
+    upcoming = []
+    if definition.enabled and definition.next_run_at:
+        upcoming = [definition.next_run_at]
+        if definition.schedule_kind == "crontab" and croniter.is_valid(definition.crontab):
+            iterator = croniter(definition.crontab, definition.next_run_at)
+            upcoming += [iterator.get_next(datetime) for _ in range(2)]
+    context = {
+        "definition": definition,
+        "snapshots": definition.snapshots.all()[:50],
+        "upcoming": upcoming,
+        "can_edit": _editable(request.user, definition),
+    }
+    return render(request, "migrations_audit/report.html", context)
+
+
+@require_POST
+def report_run_now(request, definition_id):
+    definition = get_object_or_404(_definitions(request.user), pk=definition_id)
+    if not _editable(request.user, definition):
+        raise PermissionDenied("Viewers cannot run reports.")
+    ReportDefinition.objects.filter(pk=definition.pk).update(last_run_at=timezone.now())
+    from celery import current_app
+
+    current_app.send_task("migrations_audit.tasks.report_run", args=[definition.pk])
+    messages.success(request, "The report is running; its snapshot appears below in a moment.")
+    return redirect("migrations_audit:report", definition_id=definition.pk)
+
+
+def report_snapshot(request, snapshot_id, fmt="page"):
+    snapshot = get_object_or_404(
+        ReportSnapshot.objects.select_related("definition__upstream"),
+        pk=snapshot_id,
+        definition__team__memberships__user=request.user,
+    )
+    payload, name = snapshot.payload, f"report-{snapshot.definition.pk}-{snapshot.pk}"
+    if fmt == "json":
+        response = JsonResponse(payload, json_dumps_params={"indent": 2})
+    elif fmt == "csv":
+        response = HttpResponse(report_csv(payload), content_type="text/csv; charset=utf-8")
+    elif fmt == "html":
+        response = HttpResponse(
+            report_html(payload, title=snapshot.definition.name), content_type="text/html"
+        )
+    else:
+        context = {"snapshot": snapshot, "p": payload, "definition": snapshot.definition}
+        return render(request, "migrations_audit/report_snapshot.html", context)
+    response["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
+    return response

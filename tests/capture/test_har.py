@@ -1,0 +1,123 @@
+"""HAR import: browsers' and mitmproxy's files, streams included; bad files refused whole."""
+
+import io
+import json
+import tracemalloc
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from migrations_audit.capture.ingest import IngestError, har_import
+from migrations_audit.models import Exchange
+
+SSE = 'event: completion\r\ndata: {"completion": " Hi", "stop_reason": null}\r\n\r\n'
+
+
+def entry(path="/v1/complete", *, sse=False, version="2023-06-01", key="sk-ant-har-secret"):
+    return {
+        "startedDateTime": "2026-11-20T10:00:00.000Z",
+        "time": 321.5,
+        "request": {
+            "method": "POST",
+            "url": f"https://api.anthropic.com{path}",
+            "headers": [
+                {"name": "x-api-key", "value": key},
+                {"name": "anthropic-version", "value": version},
+                {"name": ":authority", "value": "api.anthropic.com"},
+            ],
+            "postData": {"mimeType": "application/json", "text": json.dumps({"prompt": "hi", "stream": sse})},
+        },
+        "response": {
+            "status": 200,
+            "headers": [
+                {"name": "content-type", "value": "text/event-stream" if sse else "application/json"}
+            ],
+            "content": {
+                "mimeType": "text/event-stream" if sse else "application/json",
+                "text": SSE if sse else '{"completion": " Hi"}',
+            },
+        },
+    }
+
+
+def har(*entries) -> bytes:
+    return json.dumps(
+        {"log": {"version": "1.2", "creator": {"name": "test"}, "entries": list(entries)}}
+    ).encode()
+
+
+def test_api_calls_are_imported_with_streams_and_no_secret(upstream_a):
+    page = {**entry(), "request": {**entry()["request"], "url": "https://example.com/index.html"}}
+    summary = har_import(upstream=upstream_a, stream=io.BytesIO(har(entry(), entry(sse=True), page)))
+    assert (summary.accepted, summary.skipped) == (2, 1)
+    streamed = Exchange.objects.get(streamed=True)
+    assert streamed.response_events[0]["event"] == "completion"
+    assert bytes(streamed.response_body).decode() == SSE
+    assert ":authority" not in streamed.request_headers
+    for exchange in Exchange.objects.all():
+        assert "sk-ant-har-secret" not in json.dumps(exchange.request_headers)
+        assert exchange.source == "har"
+
+
+def test_reimport_counts_duplicates(upstream_a):
+    har_import(upstream=upstream_a, stream=io.BytesIO(har(entry())))
+    summary = har_import(upstream=upstream_a, stream=io.BytesIO(har(entry())))
+    assert (summary.accepted, summary.duplicates) == (0, 1)
+    assert Exchange.objects.count() == 1
+
+
+def test_a_bad_entry_is_rejected_and_the_good_ones_kept(upstream_a):
+    bad = {"request": {"method": "POST"}}
+    summary = har_import(upstream=upstream_a, stream=io.BytesIO(har(entry(), bad)))
+    assert summary.accepted == 1
+    assert summary.rejections == [{"line": 2, "reason": "entry request needs a url and a method"}]
+
+
+def test_a_truncated_file_imports_nothing(upstream_a):
+    data = har(entry(), entry(sse=True), entry(path="/v1/messages"))
+    with pytest.raises(IngestError, match="truncated or not valid JSON"):
+        har_import(upstream=upstream_a, stream=io.BytesIO(data[: len(data) - 40]))
+    assert not Exchange.objects.exists()
+
+
+def test_import_har_command(upstream_a, tmp_path, capsys):
+    path = tmp_path / "traffic.har"
+    path.write_bytes(har(entry(), entry(sse=True)))
+    call_command("import_har", str(path), "--upstream", upstream_a.slug)
+    assert "Imported 2 exchanges" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="No upstream"):
+        call_command("import_har", str(path), "--upstream", "nope")
+    with pytest.raises(CommandError, match="Cannot read"):
+        call_command("import_har", str(tmp_path / "missing.har"), "--upstream", upstream_a.slug)
+
+
+@pytest.mark.slow
+def test_a_200_mb_har_is_streamed_in_bounded_memory(upstream_a, tmp_path):
+    """Mostly large non-API entries (as a browser's HAR has: pages, images) plus 2,000 API calls."""
+    path = tmp_path / "big.har"
+    filler = {
+        **entry(),
+        "request": {**entry()["request"], "url": "https://example.com/image.png"},
+        "response": {
+            "status": 200,
+            "headers": [],
+            "content": {"mimeType": "image/png", "text": "A" * 100_000},
+        },
+    }
+    filler_json = json.dumps(filler)
+    with open(path, "w") as out:
+        out.write('{"log": {"version": "1.2", "entries": [')
+        for index in range(2000):
+            out.write(json.dumps(entry(path=f"/v1/complete?n={index}", version="2023-06-01")) + ",")
+            out.write(",".join([filler_json] * 1) + ("," if index < 1999 else ""))
+        out.write("]}}")
+    size = path.stat().st_size
+    assert size > 200_000_000
+    tracemalloc.start()
+    with open(path, "rb") as stream:
+        summary = har_import(upstream=upstream_a, stream=stream)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert summary.skipped == 2000
+    assert summary.accepted + summary.duplicates == 2000
+    assert peak < 64 * 1024 * 1024, f"peak {peak / 1e6:.0f} MB while importing {size / 1e6:.0f} MB"

@@ -1,0 +1,245 @@
+"""The recording proxy with real SDK releases, over real HTTP, in front of the emulator.
+
+What each SDK gets through the proxy equals what it gets from the emulator directly, and the stored
+exchanges hold no key.
+"""
+
+import json
+import time
+
+import httpx
+import pytest
+
+from migrations_audit.models import Exchange, Upstream
+from tests.conftest import child_env
+from tests.support.sdk import run_sdk
+from tests.support.servers import free_port, running
+
+pytestmark = [pytest.mark.slow]
+
+SECRET_KEY = "sk-ant-proxy-test-secret-0123456789"
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    port = free_port()
+    with running(
+        ["-m", "migrations_audit.emulator", "--port", str(port)],
+        ready_url=f"http://127.0.0.1:{port}/v1/models",
+    ):
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def proxy(transactional_db, upstream_a, emulator):
+    """The dashboard's ASGI app (proxy at /proxy/<slug>/) and the root-path listener, as real processes."""
+    Upstream.objects.filter(pk=upstream_a.pk).update(base_url=emulator)
+    port, root_port = free_port(), free_port()
+    env = child_env(MIGRATION_AUDIT_DEFAULT_UPSTREAM=upstream_a.slug, MIGRATION_AUDIT_PROXY_TIMEOUT=5)
+    app = ["-m", "uvicorn", "--host", "127.0.0.1", "--no-access-log"]
+    with (
+        running(
+            [*app, "dashboard.asgi:application", "--port", str(port)],
+            env=env,
+            ready_url=f"http://127.0.0.1:{port}/healthz",
+        ),
+        running(
+            [*app, "dashboard.asgi:root_proxy_application", "--port", str(root_port)],
+            env=env,
+            ready_url=f"http://127.0.0.1:{root_port}/__audit/healthz",
+        ),
+    ):
+        yield {
+            "prefix": f"http://127.0.0.1:{port}/proxy/{upstream_a.slug}",
+            "root": f"http://127.0.0.1:{root_port}",
+            "upstream": upstream_a,
+        }
+
+
+def recorded(count: int, *, timeout: float = 30) -> list[Exchange]:
+    """The exchanges the proxy process wrote, once `count` have arrived (it records off the request path)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = list(Exchange.objects.order_by("id"))
+        if len(rows) >= count:
+            return rows
+        time.sleep(0.2)
+    raise AssertionError(f"{Exchange.objects.count()} exchanges recorded, expected {count}")
+
+
+def assert_no_secret_stored(exchanges):
+    for exchange in exchanges:
+        stored = (
+            json.dumps(
+                [
+                    exchange.request_headers,
+                    exchange.response_headers,
+                    exchange.response_events,
+                    exchange.error,
+                    exchange.user_agent,
+                ]
+            )
+            + bytes(exchange.request_body).decode(errors="replace")
+            + bytes(exchange.response_body).decode(errors="replace")
+        )
+        assert SECRET_KEY not in stored
+
+
+# Each script prints a JSON object of what the SDK handed to its caller, minus ids that vary per call.
+LEGACY_SCRIPT = """
+import json, sys, anthropic
+client = anthropic.Client(sys.argv[1], api_url=sys.argv[2])
+prompt = anthropic.HUMAN_PROMPT + " Tell me a story" + anthropic.AI_PROMPT
+kwargs = dict(prompt=prompt, model="claude-v1", max_tokens_to_sample=40,
+              stop_sequences=[anthropic.HUMAN_PROMPT])
+full = client.completion(**kwargs)
+stream = [data["completion"] for data in client.completion_stream(**kwargs)]
+print(json.dumps({"completion": full["completion"], "stop_reason": full["stop_reason"], "stream": stream}))
+"""
+
+MODERN_SCRIPTS = {
+    "0.125.0": """
+import json, sys, anthropic
+client = anthropic.Anthropic(api_key=sys.argv[1], base_url=sys.argv[2], max_retries=0)
+messages = [{"role": "user", "content": "Tell me a story"}]
+m = client.messages.create(model="claude-3-5-sonnet-20241022", max_tokens=40, messages=messages,
+                           temperature=0.7)
+with client.messages.stream(model="claude-3-5-sonnet-20241022", max_tokens=40, messages=messages) as s:
+    streamed = s.get_final_text()
+c = client.completions.create(model="claude-2.1", max_tokens_to_sample=30,
+                              prompt=anthropic.HUMAN_PROMPT + " hi" + anthropic.AI_PROMPT)
+pieces = [e.completion for e in client.completions.create(model="claude-2.1", max_tokens_to_sample=30,
+          prompt=anthropic.HUMAN_PROMPT + " hi" + anthropic.AI_PROMPT, stream=True)]
+print(json.dumps({"text": m.content[0].text, "usage": m.usage.output_tokens, "streamed": streamed,
+                  "completion": c.completion, "pieces": pieces}))
+""",
+    "1.17.0": """
+import json, sys, anthropic
+client = anthropic.Anthropic(api_key=sys.argv[1], base_url=sys.argv[2], max_retries=0)
+messages = [{"role": "user", "content": "Tell me a story"}]
+m = client.messages.create(model="claude-sonnet-4-5", max_tokens=40, messages=messages)
+with client.messages.stream(model="claude-sonnet-4-5", max_tokens=40, messages=messages) as s:
+    events = [event.type for event in s]
+    final = s.get_final_message()
+print(json.dumps({"text": m.content[0].text, "stop": m.stop_reason, "events": events,
+                  "streamed": final.content[0].text}))
+""",
+    "2": """
+import json, sys, warnings, anthropic
+warnings.simplefilter("ignore")
+client = anthropic.Anthropic(api_key=sys.argv[1], base_url=sys.argv[2], max_retries=0)
+messages = [{"role": "user", "content": "What is the weather in Paris?"}]
+tools = [{"name": "get_weather", "description": "Weather", "input_schema": {"type": "object",
+          "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+m = client.messages.create(model="claude-sonnet-4-5", max_tokens=60, messages=messages)
+with client.messages.stream(model="claude-sonnet-4-5", max_tokens=60, messages=messages, tools=tools) as s:
+    final = s.get_final_message()
+count = client.messages.count_tokens(model="claude-sonnet-4-5", messages=messages)
+print(json.dumps({"text": m.content[0].text, "blocks": [b.type for b in final.content],
+                  "tool_input": final.content[-1].input, "tokens": count.input_tokens}))
+""",
+}
+
+
+def test_sdk_0_2_10_through_the_root_path_listener(proxy, emulator):
+    direct = run_sdk("0.2.10", f"import sys; sys.argv = ['', {SECRET_KEY!r}, {emulator!r}]\n" + LEGACY_SCRIPT)
+    proxied = run_sdk(
+        "0.2.10", f"import sys; sys.argv = ['', {SECRET_KEY!r}, {proxy['root']!r}]\n" + LEGACY_SCRIPT
+    )
+    assert proxied == direct
+    assert len(direct["stream"]) > 2 and direct["stream"][-1].startswith(direct["stream"][0]), "cumulative"
+    exchanges = recorded(2)
+    assert {(e.api_version, e.streamed, e.sdk) for e in exchanges} == {
+        ("2023-01-01", False, "Python 0.2.10"),
+        ("2023-01-01", True, "Python 0.2.10"),
+    }
+    streamed = next(e for e in exchanges if e.streamed)
+    assert bytes(streamed.response_body).endswith(b"data: [DONE]\r\n\r\n"), "raw SSE kept as received"
+    assert all("t_ms" in event for event in streamed.response_events)
+    assert_no_secret_stored(exchanges)
+
+
+@pytest.mark.parametrize(
+    ("release", "calls", "version"),
+    [("0.125.0", 4, "2023-06-01"), ("1.17.0", 2, "2023-06-01"), ("2", 3, "2026-10-21")],
+)
+def test_modern_sdks_through_the_prefix_proxy(proxy, emulator, release, calls, version):
+    script = MODERN_SCRIPTS[release]
+    direct = run_sdk(release, f"import sys; sys.argv = ['', {SECRET_KEY!r}, {emulator!r}]\n" + script)
+    proxied = run_sdk(release, f"import sys; sys.argv = ['', {SECRET_KEY!r}, {proxy['prefix']!r}]\n" + script)
+    assert proxied == direct
+    exchanges = recorded(calls)
+    assert {e.api_version for e in exchanges} == {version}
+    assert any(e.streamed for e in exchanges)
+    assert len({e.client_id for e in exchanges}) == 1, "one key, one client"
+    assert_no_secret_stored(exchanges)
+
+
+def test_the_first_event_is_forwarded_before_the_upstream_sends_its_last(proxy):
+    body = {
+        "model": "claude-2.1",
+        "prompt": "\n\nHuman: hi\n\nAssistant:",
+        "max_tokens_to_sample": 20,
+        "stream": True,
+    }
+    headers = {"x-api-key": SECRET_KEY, "anthropic-version": "2023-06-01", "x-emulator-event-delay-ms": "150"}
+    arrivals = []
+    with httpx.stream(
+        "POST", proxy["prefix"] + "/v1/complete", json=body, headers=headers, timeout=30
+    ) as response:
+        for _ in response.iter_raw():
+            arrivals.append(time.monotonic())
+    # The emulator waits 150 ms between events: a buffering proxy would deliver them all at once.
+    assert len(arrivals) > 5
+    assert arrivals[-1] - arrivals[0] > 0.5 * 0.150 * (len(arrivals) - 1)
+
+
+def test_upstream_down_gives_502_in_the_api_error_shape(proxy):
+    Upstream.objects.filter(pk=proxy["upstream"].pk).update(base_url=f"http://127.0.0.1:{free_port()}")
+    time.sleep(5.5)  # the proxy caches an upstream's settings for 5 s
+    response = httpx.post(proxy["prefix"] + "/v1/messages", json={}, headers={"x-api-key": SECRET_KEY})
+    assert response.status_code == 502
+    assert response.json()["error"]["type"] == "api_error"
+    exchange = recorded(1)[0]
+    assert exchange.status == 502 and "unreachable" in exchange.error
+
+
+def test_unknown_upstream_is_404(proxy):
+    response = httpx.post(proxy["prefix"].rsplit("/", 1)[0] + "/nope/v1/messages", json={})
+    assert response.status_code == 404
+    assert "No upstream named 'nope'" in response.json()["error"]["message"]
+
+
+def test_a_stream_dropped_by_the_upstream_is_dropped_for_the_client_and_recorded(proxy):
+    body = {
+        "model": "claude-2.1",
+        "prompt": "\n\nHuman: hi\n\nAssistant:",
+        "max_tokens_to_sample": 20,
+        "stream": True,
+    }
+    headers = {"x-api-key": SECRET_KEY, "anthropic-version": "2023-06-01", "x-emulator-fault": "drop"}
+    received = b""
+    with (
+        pytest.raises(httpx.RemoteProtocolError),
+        httpx.stream("POST", proxy["prefix"] + "/v1/complete", json=body, headers=headers) as response,
+    ):
+        for chunk in response.iter_raw():
+            received += chunk
+    exchange = recorded(1)[0]
+    assert "connection lost" in exchange.error
+    assert bytes(exchange.response_body) == received
+    assert exchange.response_events, "what came before the drop is kept"
+
+
+def test_a_client_that_disconnects_mid_stream_is_recorded_as_such(proxy):
+    body = {
+        "model": "claude-2.1",
+        "prompt": "\n\nHuman: hi\n\nAssistant:",
+        "max_tokens_to_sample": 30,
+        "stream": True,
+    }
+    headers = {"x-api-key": SECRET_KEY, "anthropic-version": "2023-06-01", "x-emulator-event-delay-ms": "200"}
+    with httpx.stream("POST", proxy["prefix"] + "/v1/complete", json=body, headers=headers) as response:
+        next(response.iter_raw())
+    exchange = recorded(1)[0]
+    assert "client disconnected" in exchange.error

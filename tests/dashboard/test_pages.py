@@ -1,0 +1,176 @@
+"""The audit pages: who sees what, filters, keyset pagination, htmx partials with a JS-off fallback,
+and query counts that don't grow with the data."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from migrations_audit.capture.recording import CapturedExchange
+from migrations_audit.capture.services import exchanges_record
+from migrations_audit.models import Exchange
+
+START = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def record(
+    upstream,
+    count,
+    *,
+    client="svc",
+    version="2023-06-01",
+    status=200,
+    body=b'{"model": "m"}',
+    streamed=False,
+    path="/v1/messages",
+):
+    exchanges_record(
+        upstream=upstream,
+        source="proxy",
+        captured=[
+            CapturedExchange(
+                method="POST",
+                path=path,
+                request_headers={"x-audit-client": client, "anthropic-version": version},
+                request_body=body,
+                started_at=START + timedelta(minutes=index),
+                status=status,
+                response_headers={"content-type": "text/event-stream" if streamed else "application/json"},
+                response_body=b"event: ping\ndata: {}\n\n" if streamed else b'{"id": "msg_1", "content": []}',
+                duration_ms=100 + index,
+            )
+            for index in range(count)
+        ],
+    )
+
+
+@pytest.fixture
+def traffic(upstream_a):
+    record(upstream_a, 30, client="billing")
+    record(upstream_a, 5, client="search", version="2026-10-21", status=400, body=b'{"temperature": 1}')
+    record(upstream_a, 3, client="chat", streamed=True, path="/v1/complete", version="2023-01-01")
+    return upstream_a
+
+
+PAGES = ["overview", "traffic", "differences", "runs", "clients"]
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_team_members_see_their_upstream_and_others_get_404(client, alice, charlie, traffic, name):
+    from django.urls import reverse
+
+    url = reverse(f"migrations_audit:{name}", args=[traffic.slug])
+    client.force_login(alice)
+    assert client.get(url).status_code == 200
+    client.force_login(charlie)
+    assert client.get(url).status_code == 404
+
+
+def test_exchange_of_another_team_is_404(client, charlie, traffic, upstream_b):
+    exchange = Exchange.objects.filter(upstream=traffic).first()
+    client.force_login(charlie)
+    assert client.get(f"/u/{traffic.slug}/traffic/{exchange.pk}/").status_code == 404
+    assert client.get(f"/u/{upstream_b.slug}/traffic/{exchange.pk}/").status_code == 404
+
+
+def test_overview_shows_the_headline_from_the_request_check(client, alice, traffic):
+    client.force_login(alice)
+    html = client.get(f"/u/{traffic.slug}/").content.decode()
+    assert "Would your traffic survive 2026-10-21?" in html
+    assert "38 exchanges" in html.replace("Traffic recorded (", "")
+
+
+def test_filters_narrow_the_traffic(client, alice, traffic):
+    client.force_login(alice)
+    page = client.get(f"/u/{traffic.slug}/traffic/", {"status": "4xx"})
+    assert len(page.context["rows"]) == 5
+    assert {row.api_version for row in page.context["rows"]} == {"2026-10-21"}
+    assert len(client.get(f"/u/{traffic.slug}/traffic/", {"streamed": "yes"}).context["rows"]) == 3
+    assert len(client.get(f"/u/{traffic.slug}/traffic/", {"q": "search"}).context["rows"]) == 5
+    assert (
+        len(client.get(f"/u/{traffic.slug}/traffic/", {"endpoint": "POST /v1/complete"}).context["rows"]) == 3
+    )
+    bad = client.get(f"/u/{traffic.slug}/traffic/", {"status": "teapot", "since": "someday"})
+    assert bad.status_code == 200
+    assert len(bad.context["filters"].errors) == 2
+    assert "Status must be a code" in bad.content.decode()
+
+
+def test_keyset_pagination_walks_every_row_once(client, alice, traffic):
+    client.force_login(alice)
+    seen, after = [], ""
+    for _ in range(10):
+        response = client.get(f"/u/{traffic.slug}/traffic/", {"after": after} if after else {})
+        seen += [row.pk for row in response.context["rows"]]
+        after = response.context["next_cursor"]
+        if not after:
+            break
+    assert len(seen) == len(set(seen)) == 38
+    times = list(
+        Exchange.objects.filter(pk__in=seen).order_by("-started_at", "-id").values_list("pk", flat=True)
+    )
+    assert seen == times
+
+
+def test_keyset_pagination_by_duration(client, alice, traffic):
+    record(traffic, 20, client="batch")
+    client.force_login(alice)
+    first = client.get(f"/u/{traffic.slug}/traffic/", {"sort": "slowest"})
+    assert first.context["next_cursor"]
+    second = client.get(
+        f"/u/{traffic.slug}/traffic/", {"sort": "slowest", "after": first.context["next_cursor"]}
+    )
+    assert not second.context["next_cursor"]
+    rows = first.context["rows"] + second.context["rows"]
+    durations = [row.duration_ms for row in rows]
+    assert durations == sorted(durations, reverse=True)
+    assert len({row.pk for row in rows}) == 58
+
+
+def test_htmx_gets_the_partial_and_a_plain_request_the_full_page(client, alice, traffic):
+    client.force_login(alice)
+    url = f"/u/{traffic.slug}/traffic/?status=4xx"
+    partial = client.get(url, headers={"HX-Request": "true"}).content.decode()
+    full = client.get(url).content.decode()
+    assert '<section id="results"' in partial and "<html" not in partial
+    assert "<html" in full and '<section id="results"' in full
+
+
+def test_exchange_detail_shows_request_response_and_timeline(client, alice, traffic):
+    client.force_login(alice)
+    streamed = Exchange.objects.filter(upstream=traffic, streamed=True).first()
+    html = client.get(f"/u/{traffic.slug}/traffic/{streamed.pk}/").content.decode()
+    assert "Stream timeline" in html and "Reassembled text" in html
+    rejected = Exchange.objects.filter(upstream=traffic, status=400).first()
+    html = client.get(f"/u/{traffic.slug}/traffic/{rejected.pk}/").content.decode()
+    assert "Recorded (2026-10-21)" in html
+
+
+def test_recorded_html_is_shown_escaped(client, alice, upstream_a):
+    record(upstream_a, 1, client="<script>alert(1)</script>", body=b'{"x": "<img src=x onerror=alert(1)>"}')
+    client.force_login(alice)
+    exchange = Exchange.objects.get()
+    for url in (
+        f"/u/{upstream_a.slug}/traffic/",
+        f"/u/{upstream_a.slug}/traffic/{exchange.pk}/",
+        f"/u/{upstream_a.slug}/",
+    ):
+        html = client.get(url).content.decode()
+        assert "<script>alert(1)" not in html and "<img src=x" not in html
+
+
+@pytest.mark.parametrize("name", ["overview", "traffic", "differences"])
+def test_query_count_does_not_grow_with_rows(client, alice, upstream_a, name):
+    from django.urls import reverse
+
+    client.force_login(alice)
+    url = reverse(f"migrations_audit:{name}", args=[upstream_a.slug])
+    record(upstream_a, 5, client="a")
+    with CaptureQueriesContext(connection) as small:
+        client.get(url)
+    record(upstream_a, 60, client="b")
+    record(upstream_a, 60, client="c", version="2026-10-21", body=b'{"temperature": 1}')
+    with CaptureQueriesContext(connection) as large:
+        client.get(url)
+    assert len(large) <= len(small) + 2, f"{name}: {len(small)} -> {len(large)} queries"

@@ -1,0 +1,265 @@
+"""Compatibility reports: content, trend, formats, the CI gate, pages, and a real beat + worker."""
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jsonschema
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from migrations_audit.capture.recording import CapturedExchange
+from migrations_audit.capture.services import exchanges_record
+from migrations_audit.models import DifferenceSignature, ReportDefinition, ReportSnapshot
+from migrations_audit.reports import services
+from migrations_audit.reports.build import report_payload
+from migrations_audit.reports.render import report_csv, report_html
+from tests.conftest import child_env
+from tests.support.servers import PROJECT_ROOT, stop
+
+SCHEMA = json.loads((PROJECT_ROOT / "migrations_audit/reports/schema/report-v1.json").read_text())
+SECRET = "sk-ant-report-secret-key"
+
+
+def record(upstream, body: dict, *, client="svc", count=1):
+    exchanges_record(
+        upstream=upstream,
+        source="proxy",
+        captured=[
+            CapturedExchange(
+                method="POST",
+                path="/v1/messages",
+                request_headers={
+                    "x-audit-client": client,
+                    "anthropic-version": "2023-06-01",
+                    "x-api-key": SECRET,
+                },
+                request_body=json.dumps(body).encode(),
+                started_at=datetime(2026, 11, 20, tzinfo=UTC),
+                status=200,
+                response_headers={"content-type": "application/json"},
+                response_body=b"{}",
+            )
+            for _ in range(count)
+        ],
+    )
+
+
+def signature(upstream, *, key, path, classification="breaking", rule=None, exchanges=3, acknowledged=False):
+    return DifferenceSignature.objects.create(
+        upstream=upstream,
+        signature=key,
+        version_from="2023-06-01",
+        version_to="2026-10-21",
+        endpoint="POST /v1/messages",
+        kind="field_removed",
+        path=path,
+        classification=classification,
+        rule=rule,
+        count=exchanges,
+        exchanges=exchanges,
+        acknowledged=acknowledged,
+    )
+
+
+@pytest.fixture
+def definition(upstream_a, alice):
+    return services.definition_save(
+        definition=ReportDefinition(
+            team=upstream_a.team,
+            upstream=upstream_a,
+            name="Weekly",
+            version_from="2023-06-01",
+            version_to="2026-10-21",
+            interval_seconds=3600,
+            recipients="team@example.com",
+            created_by=alice,
+        )
+    )
+
+
+def test_payload_follows_its_schema_and_names_what_breaks(upstream_a):
+    record(upstream_a, {"model": "m", "temperature": 0.3}, client="checkout")
+    record(upstream_a, {"model": "m"}, client="search")
+    signature(upstream_a, key="a" * 64, path="/exception")
+    payload = report_payload(upstream=upstream_a, version_from="2023-06-01", version_to="2026-10-21")
+    jsonschema.validate(payload, SCHEMA)
+    assert payload["summary"]["clients_affected"] == 1
+    assert payload["clients_affected"][0]["client"] == "checkout"
+    assert payload["request_rules"][0]["rule"] == "sampling-parameters-removed"
+    assert payload["summary"]["unexplained"] == 1
+    assert payload["summary"]["blocking"] == 2
+    assert SECRET not in json.dumps(payload) + report_csv(payload) + report_html(payload, title="t")
+
+
+def test_csv_parses_back(upstream_a):
+    record(upstream_a, {"model": "m", "top_k": 3})
+    signature(upstream_a, key="b" * 64, path="/truncated", classification="additive")
+    rows = list(
+        csv.DictReader(
+            io.StringIO(
+                report_csv(
+                    report_payload(upstream=upstream_a, version_from="2023-06-01", version_to="2026-10-21")
+                )
+            )
+        )
+    )
+    assert [row["section"] for row in rows] == ["request_check", "replay"]
+    assert rows[1]["path"] == "/truncated" and rows[1]["classification"] == "additive"
+
+
+def test_trend_against_the_previous_snapshot(upstream_a, definition):
+    grows = signature(upstream_a, key="c" * 64, path="/content/0/text", exchanges=2)
+    goes = signature(upstream_a, key="d" * 64, path="/exception", exchanges=5)
+    first = services.snapshot_create(definition=definition)
+    assert first.payload["trend"]["previous"] is None
+    DifferenceSignature.objects.filter(pk=grows.pk).update(exchanges=9)
+    goes.delete()
+    signature(upstream_a, key="e" * 64, path="/stop_reason")
+    record(upstream_a, {"model": "m", "temperature": 1})
+    second = services.snapshot_create(definition=definition)
+    trend = second.payload["trend"]
+    assert trend["new"] == [
+        "field_removed /stop_reason (POST /v1/messages)",
+        "request rule sampling-parameters-removed",
+    ]
+    assert trend["resolved"] == ["field_removed /exception (POST /v1/messages)"]
+    assert trend["growing"] == ["field_removed /content/0/text (POST /v1/messages)"]
+    with pytest.raises(ValueError, match="immutable"):
+        second.save()
+
+
+def test_compat_report_exit_codes(upstream_a, upstream_b, tmp_path):
+    with pytest.raises(SystemExit) as clean:
+        call_command("compat_report", "--upstream", upstream_b.slug, "--versions", "2023-06-01,2026-10-21")
+    assert clean.value.code == 0
+    record(upstream_a, {"model": "m", "temperature": 1})
+    output = tmp_path / "report.json"
+    with pytest.raises(SystemExit) as breaking:
+        call_command(
+            "compat_report", "--upstream", upstream_a.slug, "--format", "json", "--output", str(output)
+        )
+    assert breaking.value.code == 1
+    jsonschema.validate(json.loads(output.read_text()), SCHEMA)
+
+
+def test_acknowledged_breaking_differences_do_not_block(upstream_a):
+    signature(upstream_a, key="f" * 64, path="/exception", acknowledged=True)
+    payload = report_payload(upstream=upstream_a, version_from="2023-06-01", version_to="2026-10-21")
+    assert payload["summary"]["breaking"] == 1 and payload["summary"]["blocking"] == 0
+
+
+def test_compat_report_refuses_bad_arguments(upstream_a):
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match="No upstream"):
+        call_command("compat_report", "--upstream", "nope")
+    with pytest.raises(CommandError, match="Unknown version"):
+        call_command("compat_report", "--upstream", upstream_a.slug, "--versions", "2023-06-01,2099-01-01")
+
+
+def test_a_failed_fresh_replay_still_gives_a_snapshot_that_says_so(upstream_a, definition):
+    upstream_a.replay_key_encrypted = ""
+    upstream_a.save()
+    ReportDefinition.objects.filter(pk=definition.pk).update(fresh_replay=True)
+    snapshot = services.report_run(definition_id=definition.pk)
+    assert snapshot.status == "degraded"
+    assert "replay" in snapshot.status_reason.lower()
+
+
+def test_schedules_are_claimed_once(definition):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    ReportDefinition.objects.filter(pk=definition.pk).update(
+        next_run_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert services.reports_due_claim() == [definition.pk]
+    assert services.reports_due_claim() == []
+
+
+def test_pages_and_downloads_by_role(client, alice, bob, charlie, definition):
+    snapshot = services.snapshot_create(definition=definition)
+    client.force_login(bob)
+    assert client.get(reverse("migrations_audit:report", args=[definition.pk])).status_code == 200
+    assert client.post(reverse("migrations_audit:report_run", args=[definition.pk])).status_code == 403
+    assert client.get(reverse("migrations_audit:report_edit", args=[definition.pk])).status_code == 403
+    for fmt in ("json", "csv", "html"):
+        response = client.get(reverse("migrations_audit:report_download", args=[snapshot.pk, fmt]))
+        assert response.status_code == 200 and "attachment" in response["Content-Disposition"]
+    client.force_login(charlie)
+    assert client.get(reverse("migrations_audit:report", args=[definition.pk])).status_code == 404
+    assert client.get(reverse("migrations_audit:report_snapshot", args=[snapshot.pk])).status_code == 404
+    client.force_login(alice)
+    response = client.post(
+        reverse("migrations_audit:report_new"),
+        {
+            "name": "Nightly",
+            "upstream": definition.upstream_id,
+            "version_from": "2023-06-01",
+            "version_to": "2099-01-01",
+            "schedule_kind": "crontab",
+            "crontab": "not a cron",
+            "replay_sample": 10,
+            "recipients": "nobody",
+            "enabled": "on",
+        },
+    )
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert {"version_to", "crontab", "recipients"} <= set(errors)
+
+
+@pytest.mark.slow
+def test_a_real_beat_and_worker_produce_snapshots_and_emails(
+    worker_factory, upstream_a, definition, tmp_path
+):
+    record(upstream_a, {"model": "m", "temperature": 1})
+    ReportDefinition.objects.filter(pk=definition.pk).update(interval_seconds=2)
+    services.definition_save(definition=ReportDefinition.objects.get(pk=definition.pk))
+    mail_dir = tmp_path / "mail"
+    env = {"REPORTS_TICK_SECONDS": 1, "EMAIL_FILE_PATH": str(mail_dir)}
+    worker_factory(env=env)
+    log = open(tmp_path / "beat.log", "w")  # noqa: SIM115
+    beat = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "dashboard",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(tmp_path / "beat-schedule"),
+        ],
+        cwd=PROJECT_ROOT,
+        env=child_env(**env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            emailed = ReportSnapshot.objects.filter(definition=definition).exclude(emailed_to="").count()
+            if emailed >= 2:
+                break
+            time.sleep(0.5)
+    finally:
+        stop(beat)
+    assert emailed >= 2, (tmp_path / "beat.log").read_text()[-2000:]
+    messages = [path.read_text() for path in sorted(Path(mail_dir).iterdir())]
+    assert len(messages) >= 2
+    assert "team@example.com" in messages[0] and "Blocking (not acknowledged): 1" in messages[0]
+    assert all(SECRET not in message for message in messages)
+    assert os.path.getsize(sorted(Path(mail_dir).iterdir())[0]) > 1000

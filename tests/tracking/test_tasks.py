@@ -1,0 +1,45 @@
+"""The periodic refresh: declared in the one schedule, and run by a real worker process."""
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from dashboard.celery import app
+from dashboard.schedules import BEAT_SCHEDULE
+from migrations_audit.models import Migration, Status
+from migrations_audit.tasks import tracking_refresh_active
+from migrations_audit.tracking import services
+
+from .factories import sdk_traffic
+
+
+def test_refresh_is_scheduled_every_minute():
+    entry = BEAT_SCHEDULE["tracking-refresh"]
+    assert entry["task"] in app.tasks
+    assert entry["schedule"] <= 60
+
+
+@pytest.mark.slow
+def test_a_real_worker_refreshes_open_migrations_only(celery_worker, upstream_a):
+    sdk_traffic(upstream=upstream_a, release="1.17.0", key="sk-ant-worker", days_ago=[2, 1])
+    deadline = timezone.localdate() + timedelta(days=90)
+    open_one = services.migration_create(
+        upstream=upstream_a, name="Open", target_version="2026-10-21", deadline=deadline
+    )
+    closed = services.migration_create(
+        upstream=upstream_a, name="Closed", target_version="2026-10-21", deadline=deadline
+    )
+    Migration.objects.filter(pk=closed.pk).update(closed_at=timezone.now())
+
+    tracking_refresh_active.delay()
+    give_up = time.monotonic() + 60
+    while time.monotonic() < give_up and not Migration.objects.get(pk=open_one.pk).refreshed_at:
+        time.sleep(0.2)
+    open_one.refresh_from_db()
+    assert open_one.refreshed_at is not None, celery_worker.log
+    assert open_one.states.get().derived_status == Status.NOT_STARTED
+    assert open_one.status_changes.count() == 1
+    closed.refresh_from_db()
+    assert closed.refreshed_at is None and not closed.states.exists()
