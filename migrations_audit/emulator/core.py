@@ -241,6 +241,18 @@ def _field(request: dict, name: str, kind: type | tuple, *, required: bool = Tru
     return value
 
 
+def _optional_fields(request: dict) -> list[str] | None:
+    """`stop_sequences` and `metadata`, optional on both endpoints; returns the stop sequences."""
+    stop_sequences = _field(request, "stop_sequences", list, required=False, description="a valid list")
+    for index, sequence in enumerate(stop_sequences or []):
+        if not isinstance(sequence, str):
+            raise ApiError(
+                400, "invalid_request_error", f"stop_sequences.{index}: Input should be a valid string"
+            )
+    _field(request, "metadata", dict, required=False, description="a valid dictionary")
+    return stop_sequences
+
+
 def _model_field(request: dict) -> str:
     model = _field(request, "model", str, description="a valid string")
     if model not in MODEL_IDS:
@@ -261,7 +273,7 @@ def _complete(request, *, version, options, fault) -> EmulatedResponse:
     prompt = _field(request, "prompt", str, description="a valid string")
     max_tokens = _field(request, "max_tokens_to_sample", int, description="a valid integer")
     stream = _field(request, "stream", bool, required=False, description="a valid boolean") or False
-    stop_sequences = _field(request, "stop_sequences", list, required=False, description="a valid list")
+    stop_sequences = _optional_fields(request)
     if max_tokens < 1:
         raise ApiError(400, "invalid_request_error", "max_tokens_to_sample: Input should be greater than 0")
     if not prompt.startswith("\n\nHuman:"):
@@ -376,6 +388,8 @@ def _messages_request(request, *, version, needs_max_tokens: bool):
     for index, tool in enumerate(tools):
         _tool_definition(tool, f"tools.{index}")
     _field(request, "system", (str, list), required=False, description="a valid string")
+    _optional_fields(request)
+    _field(request, "tool_choice", dict, required=False, description="a valid dictionary")
     if version >= SAMPLING_REMOVED_IN:
         _rules_2026_10_21(request, messages)
     return model, max_tokens, messages

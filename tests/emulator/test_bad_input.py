@@ -104,6 +104,12 @@ FIELD_CASES = [
         {**COMPLETE, "max_tokens_to_sample": 0},
         "max_tokens_to_sample: Input should be greater",
     ),
+    ("/v1/messages", {**MESSAGE, "tool_choice": "auto"}, "tool_choice: Input should be"),
+    ("/v1/messages", {**MESSAGE, "metadata": "me"}, "metadata: Input should be"),
+    ("/v1/messages", {**MESSAGE, "stop_sequences": "END"}, "stop_sequences: Input should be"),
+    ("/v1/messages", {**MESSAGE, "stop_sequences": ["END", 1]}, "stop_sequences.1: Input should be"),
+    ("/v1/complete", {**COMPLETE, "stop_sequences": [None]}, "stop_sequences.0: Input should be"),
+    ("/v1/complete", {**COMPLETE, "metadata": ["user"]}, "metadata: Input should be"),
     ("/v1/complete", {**COMPLETE, "prompt": "Hello"}, 'prompt must start with "\\n\\nHuman:"'),
     ("/v1/complete", {**COMPLETE, "prompt": "\n\nHuman: hi"}, 'prompt must end with "\\n\\nAssistant:"'),
 ]
