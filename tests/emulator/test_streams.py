@@ -149,3 +149,17 @@ def test_the_seed_decides_the_text():
     assert texts[("--seed", "0")][0] == texts[("--seed", "0")][1]
     assert texts[("--seed", "7")][0] != texts[("--seed", "0")][0]
     assert texts[("--vary",)][0] != texts[("--vary",)][1]
+
+
+def test_ids_log_ids_and_timestamps_vary_per_call_while_the_text_does_not(http):
+    legacy = [post(http, "/v1/complete", "2023-01-01", COMPLETE).json() for _ in range(2)]
+    assert legacy[0]["completion"] == legacy[1]["completion"]
+    assert legacy[0]["log_id"] != legacy[1]["log_id"]
+    assert all(len(c["log_id"]) == 32 and int(c["log_id"], 16) >= 0 for c in legacy)
+    current = [post(http, "/v1/complete", "2023-06-01", COMPLETE).json() for _ in range(2)]
+    assert current[0]["id"] != current[1]["id"]
+    streams = [parse_sse(stream_bytes(http, "/v1/messages", "2026-10-21", MESSAGE)) for _ in range(2)]
+    starts = [json.loads(events[0].data)["message"]["id"] for events in streams]
+    assert starts[0] != starts[1] and all(start.startswith("msg_") for start in starts)
+    texts = [[e.data for e in events if e.event == "content_block_delta"] for events in streams]
+    assert texts[0] == texts[1]
