@@ -169,13 +169,15 @@ class EmulatorApp:
             times = headers.get("x-emulator-fault-times")
             if times is None:
                 return fault
-            if not times.strip().isdigit():
+            try:
+                times = int(times)
+            except ValueError:
                 raise ApiError(
                     400, "invalid_request_error", "x-emulator-fault-times: Input should be a valid integer"
-                )
+                ) from None
             key = (headers.get("x-emulator-fault-key", ""), fault)
             self.stats.fault_counts[key] += 1
-            return fault if self.stats.fault_counts[key] <= int(times) else None
+            return fault if self.stats.fault_counts[key] <= times else None
         for name, rate in self.options.fault_rates.items():
             if rate and random.random() < rate:
                 return name

@@ -202,14 +202,10 @@ def test_bodies_over_the_limit_get_413_and_the_server_goes_on():
 
 
 def test_bad_emulator_control_headers_get_a_clear_error_or_are_ignored(http):
-    response = http.post(
-        "/v1/messages",
-        headers=api_headers(
-            "2023-06-01", **{"x-emulator-fault": "rate_limit", "x-emulator-fault-times": "once"}
-        ),
-        json=MESSAGE,
-    )
-    assert_api_error(response, 400, "invalid_request_error", "x-emulator-fault-times:")
+    for times in ("once", "1.5", "-"):
+        fault = {"x-emulator-fault": "rate_limit", "x-emulator-fault-times": times}
+        response = http.post("/v1/messages", headers=api_headers("2023-06-01", **fault), json=MESSAGE)
+        assert_api_error(response, 400, "invalid_request_error", "x-emulator-fault-times:")
     # Delays that are not finite numbers are ignored rather than hanging or crashing the response.
     for value in ("nan", "inf", "-inf", "-5", "soon"):
         headers = api_headers(
