@@ -4,7 +4,9 @@ Facts from shared/reference/anthropic-versions.md. Where the reference is silent
 documented in README.md beside this file.
 """
 
+import functools
 import json
+import os
 import secrets
 import string
 import time
@@ -40,6 +42,9 @@ MODELS = (
 MODEL_IDS = frozenset(model for model, _ in MODELS)
 FAULTS = ("rate_limit", "overloaded", "server_error", "stream_error", "drop")
 _ALPHABET = string.ascii_letters + string.digits
+# Random bytes to id characters in one `translate`: choosing each character apart took half of the
+# time of a whole JSON answer. The slight bias of `% 62` does not matter for ids that only must vary.
+_ID_CHARACTERS = bytes(ord(_ALPHABET[byte % len(_ALPHABET)]) for byte in range(256))
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,7 @@ class ApiError(Exception):
 
 
 def new_id(prefix: str, length: int = 24) -> str:
-    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    return prefix + os.urandom(length).translate(_ID_CHARACTERS).decode()
 
 
 def _dumps(value) -> str:
@@ -90,13 +95,19 @@ def _error_body(error_type: str, message: str, request_id: str) -> bytes:
     ).encode()
 
 
-def _ratelimit_headers() -> list[tuple[str, str]]:
-    reset = datetime.fromtimestamp(int(time.time()) + 60, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return [
+@functools.lru_cache(maxsize=2)
+def _ratelimit_headers_at(second: int) -> tuple[tuple[str, str], ...]:
+    reset = datetime.fromtimestamp(second + 60, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (
         ("anthropic-ratelimit-requests-limit", "4000"),
         ("anthropic-ratelimit-requests-remaining", "3999"),
         ("anthropic-ratelimit-requests-reset", reset),
-    ]
+    )
+
+
+def _ratelimit_headers() -> tuple[tuple[str, str], ...]:
+    # Formatted once a second, not once a request.
+    return _ratelimit_headers_at(int(time.time()))
 
 
 def respond(
@@ -107,25 +118,42 @@ def respond(
     *,
     options: EmulatorOptions | None = None,
     fault: str | None = None,
+    body_too_large: bool = False,
 ) -> EmulatedResponse:
-    """The API's answer to one request. `headers` may have any case; `fault` forces a failure."""
+    """The API's answer to one request. `headers` may have any case; `fault` forces a failure.
+
+    `body_too_large` says a server stopped keeping the body past `options.max_body_bytes`.
+    """
     options = options or EmulatorOptions()
     headers = {name.lower(): value for name, value in headers.items()}
     request_id = new_id("req_")
     base_headers = [("request-id", request_id), *_ratelimit_headers()]
     try:
-        response = _route(method.upper(), path.split("?", 1)[0], headers, body, options, fault or "")
-    except ApiError as error:
-        return EmulatedResponse(
-            status=error.status,
-            headers=[("content-type", "application/json"), *base_headers, *error.headers],
-            body=_error_body(error.error_type, error.message, request_id),
+        response = _route(
+            method.upper(), path.split("?", 1)[0], headers, body, options, fault or "", body_too_large
         )
+    except ApiError as error:
+        return error_response(error, request_id=request_id)
     response.headers = [*response.headers, *base_headers]
     return response
 
 
-def _route(method, path, headers, body, options, fault) -> EmulatedResponse:
+def error_response(error: ApiError, *, request_id: str | None = None) -> EmulatedResponse:
+    """An error in the API's shape, with the headers every response carries."""
+    request_id = request_id or new_id("req_")
+    return EmulatedResponse(
+        status=error.status,
+        headers=[
+            ("content-type", "application/json"),
+            ("request-id", request_id),
+            *_ratelimit_headers(),
+            *error.headers,
+        ],
+        body=_error_body(error.error_type, error.message, request_id),
+    )
+
+
+def _route(method, path, headers, body, options, fault, body_too_large) -> EmulatedResponse:
     endpoints = {
         "/v1/complete": ("POST", _complete),
         "/v1/messages": ("POST", _messages),
@@ -145,7 +173,7 @@ def _route(method, path, headers, body, options, fault) -> EmulatedResponse:
     _fault_before_response(fault, options)
     if method == "GET":
         return handler(path)
-    request = _request_json(body, options)
+    request = _request_json(body, options, too_large=body_too_large)
     return handler(request, version=version, options=options, fault=fault)
 
 
@@ -184,8 +212,8 @@ def _fault_before_response(fault, options):
         raise ApiError(500, "api_error", "Internal server error")
 
 
-def _request_json(body: bytes, options) -> dict:
-    if len(body) > options.max_body_bytes:
+def _request_json(body: bytes, options, *, too_large: bool = False) -> dict:
+    if too_large or len(body) > options.max_body_bytes:
         raise ApiError(413, "request_too_large", "Request exceeds the maximum allowed number of bytes.")
     try:
         text = body.decode("utf-8")
@@ -213,6 +241,18 @@ def _field(request: dict, name: str, kind: type | tuple, *, required: bool = Tru
     return value
 
 
+def _optional_fields(request: dict) -> list[str] | None:
+    """`stop_sequences` and `metadata`, optional on both endpoints; returns the stop sequences."""
+    stop_sequences = _field(request, "stop_sequences", list, required=False, description="a valid list")
+    for index, sequence in enumerate(stop_sequences or []):
+        if not isinstance(sequence, str):
+            raise ApiError(
+                400, "invalid_request_error", f"stop_sequences.{index}: Input should be a valid string"
+            )
+    _field(request, "metadata", dict, required=False, description="a valid dictionary")
+    return stop_sequences
+
+
 def _model_field(request: dict) -> str:
     model = _field(request, "model", str, description="a valid string")
     if model not in MODEL_IDS:
@@ -233,7 +273,7 @@ def _complete(request, *, version, options, fault) -> EmulatedResponse:
     prompt = _field(request, "prompt", str, description="a valid string")
     max_tokens = _field(request, "max_tokens_to_sample", int, description="a valid integer")
     stream = _field(request, "stream", bool, required=False, description="a valid boolean") or False
-    stop_sequences = _field(request, "stop_sequences", list, required=False, description="a valid list")
+    stop_sequences = _optional_fields(request)
     if max_tokens < 1:
         raise ApiError(400, "invalid_request_error", "max_tokens_to_sample: Input should be greater than 0")
     if not prompt.startswith("\n\nHuman:"):
@@ -343,11 +383,33 @@ def _messages_request(request, *, version, needs_max_tokens: bool):
     for name in ("temperature", "top_p"):
         _field(request, name, (int, float), required=False, description="a valid number")
     _field(request, "top_k", int, required=False, description="a valid integer")
-    _field(request, "tools", list, required=False, description="a valid list")
+    tools = _field(request, "tools", list, required=False, description="a valid list") or []
+    for index, tool in enumerate(tools):
+        _tool_definition(tool, f"tools.{index}")
     _field(request, "system", (str, list), required=False, description="a valid string")
+    _optional_fields(request)
+    _field(request, "tool_choice", dict, required=False, description="a valid dictionary")
     if version >= SAMPLING_REMOVED_IN:
         _rules_2026_10_21(request, messages)
     return model, max_tokens, messages
+
+
+def _tool_definition(tool, where: str) -> None:
+    if not isinstance(tool, dict):
+        raise ApiError(400, "invalid_request_error", f"{where}: Input should be a valid dictionary")
+    if "name" in tool and not isinstance(tool["name"], str):
+        raise ApiError(400, "invalid_request_error", f"{where}.name: Input should be a valid string")
+    schema = tool.get("input_schema", {})
+    if not isinstance(schema, dict):
+        raise ApiError(
+            400, "invalid_request_error", f"{where}.input_schema: Input should be a valid dictionary"
+        )
+    if not isinstance(schema.get("properties", {}), dict | None):
+        raise ApiError(
+            400,
+            "invalid_request_error",
+            f"{where}.input_schema.properties: Input should be a valid dictionary",
+        )
 
 
 def _rules_2026_10_21(request, messages):

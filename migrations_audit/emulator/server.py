@@ -6,12 +6,17 @@ rates, and /_emulator/stats so tests can see what reached the upstream and when.
 
 import asyncio
 import json
+import logging
+import math
 import random
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from .core import FAULTS, EmulatorOptions, respond
+from .core import FAULTS, ApiError, EmulatorOptions, error_response, respond
+
+logger = logging.getLogger(__name__)
+MAX_DELAY_MS = 600_000.0
 
 
 class DroppedConnection(Exception):
@@ -36,11 +41,22 @@ class Stats:
         self.by_status: Counter = Counter()
         self.recent: deque = deque(maxlen=20_000)
         self.fault_counts: Counter = Counter()
+        self.open_streams = 0
+        self.max_open_streams = 0
 
-    def record(self, path: str, version: str | None, status: int, at: float):
+    def stream_opened(self):
+        self.open_streams += 1
+        self.max_open_streams = max(self.max_open_streams, self.open_streams)
+
+    def stream_closed(self):
+        self.open_streams -= 1
+
+    def record(self, path: str, version: str | None, status: int, at: float, key_header: str | None):
         self.by_path[path] += 1
         self.by_status[str(status)] += 1
-        self.recent.append({"t": at, "path": path, "version": version, "status": status})
+        self.recent.append(
+            {"t": at, "path": path, "version": version, "status": status, "key_header": key_header}
+        )
 
     def as_dict(self) -> dict:
         return {
@@ -48,6 +64,8 @@ class Stats:
             "requests": sum(self.by_path.values()),
             "by_path": dict(self.by_path),
             "by_status": dict(self.by_status),
+            "open_streams": self.open_streams,
+            "max_open_streams": self.max_open_streams,
             "recent": list(self.recent),
         }
 
@@ -71,14 +89,28 @@ class EmulatorApp:
             name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]
         }
         body, too_large = await _read_body(receive, self.options.core.max_body_bytes)
-        if too_large:
-            body = b"x" * (self.options.core.max_body_bytes + 1)
-        fault = self._fault_for(headers)
         arrived = time.time()
-        response = respond(
-            scope["method"], path, headers, body, options=self._core_options(headers), fault=fault
+        try:
+            fault = self._fault_for(headers)
+            response = respond(
+                scope["method"],
+                path,
+                headers,
+                body,
+                options=self._core_options(headers),
+                fault=fault,
+                body_too_large=too_large,
+            )
+        except ApiError as error:
+            fault, response = None, error_response(error)
+        except Exception:
+            # A bug of ours still answers in the API's shape, so a client sees an api_error, not a
+            # bare "Internal Server Error" without a request-id.
+            logger.exception("emulator failed on %s %s", scope["method"], path)
+            fault, response = None, error_response(ApiError(500, "api_error", "Internal server error"))
+        self.stats.record(
+            path, headers.get("anthropic-version"), response.status, arrived, _key_header(headers)
         )
-        self.stats.record(path, headers.get("anthropic-version"), response.status, arrived)
         first_delay = _header_float(
             headers, "x-emulator-first-token-delay-ms", self.options.first_token_delay_ms
         )
@@ -89,7 +121,7 @@ class EmulatorApp:
             {
                 "type": "http.response.start",
                 "status": response.status,
-                "headers": [(name.encode(), value.encode()) for name, value in response.headers],
+                "headers": _encoded_headers(response),
             }
         )
         if first_delay:
@@ -106,13 +138,24 @@ class EmulatorApp:
                 raise DroppedConnection("emulated connection drop")
             await send({"type": "http.response.body", "body": response.body})
             return
-        for index, event in enumerate(response.events):
-            if response.drop_after is not None and index >= response.drop_after:
-                raise DroppedConnection("emulated connection drop mid-stream")
-            if index and event_delay:
-                await asyncio.sleep(event_delay / 1000)
-            await send({"type": "http.response.body", "body": event, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
+        # A slow stream stops when its client leaves, as the real API stops generating; without a
+        # delay the stream is over before a watcher would notice, so none is started.
+        left = asyncio.ensure_future(_disconnected(receive)) if event_delay else None
+        self.stats.stream_opened()
+        try:
+            for index, event in enumerate(response.events):
+                if response.drop_after is not None and index >= response.drop_after:
+                    raise DroppedConnection("emulated connection drop mid-stream")
+                if index and event_delay:
+                    await asyncio.sleep(event_delay / 1000)
+                    if left.done():
+                        return
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            self.stats.stream_closed()
+            if left is not None:
+                left.cancel()
 
     def _core_options(self, headers) -> EmulatorOptions:
         if headers.get("x-emulator-vary", "").lower() in ("1", "true", "yes"):
@@ -126,9 +169,15 @@ class EmulatorApp:
             times = headers.get("x-emulator-fault-times")
             if times is None:
                 return fault
+            try:
+                times = int(times)
+            except ValueError:
+                raise ApiError(
+                    400, "invalid_request_error", "x-emulator-fault-times: Input should be a valid integer"
+                ) from None
             key = (headers.get("x-emulator-fault-key", ""), fault)
             self.stats.fault_counts[key] += 1
-            return fault if self.stats.fault_counts[key] <= int(times) else None
+            return fault if self.stats.fault_counts[key] <= times else None
         for name, rate in self.options.fault_rates.items():
             if rate and random.random() < rate:
                 return name
@@ -162,6 +211,11 @@ class EmulatorApp:
                 return
 
 
+async def _disconnected(receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 async def _read_body(receive, limit: int) -> tuple[bytes, bool]:
     chunks, size = [], 0
     while True:
@@ -176,8 +230,25 @@ async def _read_body(receive, limit: int) -> tuple[bytes, bool]:
             return b"".join(chunks), size > limit
 
 
+def _encoded_headers(response) -> list[tuple[bytes, bytes]]:
+    headers = [(name.encode(), value.encode()) for name, value in response.headers]
+    if not response.streamed:
+        # As the real API: a JSON answer has a length (and uvicorn then needs no chunked encoding).
+        headers.append((b"content-length", str(len(response.body)).encode()))
+    return headers
+
+
+def _key_header(headers) -> str | None:
+    """Which header carried the key (x-api-key wins, as in the API), so tests see what a client sent."""
+    if headers.get("x-api-key", "").strip():
+        return "x-api-key"
+    return "authorization" if headers.get("authorization", "").strip() else None
+
+
 def _header_float(headers, name, default: float) -> float:
+    """A delay header in ms; one that is not a finite number is ignored, and it is capped at 10 min."""
     try:
-        return float(headers[name]) if name in headers else default
+        value = float(headers[name]) if name in headers else default
     except ValueError:
         return default
+    return min(max(value, 0.0), MAX_DELAY_MS) if math.isfinite(value) else default
