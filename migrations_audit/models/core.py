@@ -92,7 +92,7 @@ class ApiVersion(models.Model):
     released_on = models.DateField(null=True, blank=True)
 
     class Meta:
-        ordering = ["upstream", "released_on", "name"]
+        ordering = ["upstream", models.F("released_on").asc(nulls_last=True), "name"]
         constraints = [models.UniqueConstraint(fields=["upstream", "name"], name="apiversion_unique")]
 
     def __str__(self):

@@ -33,13 +33,15 @@ def test_legacy_complete_stream_is_data_only_cumulative_crlf_and_ends_with_done(
     assert [e.event for e in events if e.event is not None] == ["ping"]
     assert events[-1].event is None and events[-1].data == "[DONE]"
     completions = [json.loads(e.data) for e in events[:-1] if e.event is None]
-    assert all(set(c) >= {"exception", "truncated", "log_id", "stop"} for c in completions)
+    assert all(set(c) >= {"exception", "truncated", "stop"} for c in completions)
     texts = [c["completion"] for c in completions]
     assert len(texts) >= 2
     assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(texts))
     assert [c["stop_reason"] for c in completions[:-1]] == [None] * (len(completions) - 1)
     assert completions[-1]["stop_reason"] in ("stop_sequence", "max_tokens")
-    assert len({c["log_id"] for c in completions}) == 1
+    # log_id is in JSON answers only: the new stream format has none, and no changelog entry says
+    # it was removed, so the emulator keeps streams alike there (see its README).
+    assert not any("log_id" in c for c in completions)
 
 
 def test_2023_06_01_complete_stream_is_named_incremental_crlf_without_done(http):
