@@ -204,20 +204,26 @@ def emulator():
 
 
 @pytest.fixture
-def stack(transactional_db, emulator, celery_worker):
-    """The web/API/proxy server, the root-path proxy (default upstream "anthropic") and a worker."""
+def stack(transactional_db, emulator, celery_worker, tmp_path):
+    """The web/API/proxy server, the root-path proxy (default upstream "anthropic") and a worker.
+    Their output goes to files listed under "logs", for tests that read what the product logged."""
     port, root_port = free_port(), free_port()
     env = child_env(MIGRATION_AUDIT_DEFAULT_UPSTREAM="anthropic")
-    app = ["-m", "uvicorn", "--host", "127.0.0.1", "--no-access-log"]
+    app = ["-m", "uvicorn", "--host", "127.0.0.1"]
+    logs = [tmp_path / "web.log", tmp_path / "root-proxy.log", celery_worker.log_path]
     with (
+        open(logs[0], "w") as web_log,
+        open(logs[1], "w") as root_log,
         running(
             [*app, "dashboard.asgi:application", "--port", str(port)],
             env=env,
+            log=web_log,
             ready_url=f"http://127.0.0.1:{port}/healthz",
         ),
         running(
             [*app, "dashboard.asgi:root_proxy_application", "--port", str(root_port)],
             env=env,
+            log=root_log,
             ready_url=f"http://127.0.0.1:{root_port}/__audit/healthz",
         ),
     ):
@@ -225,6 +231,7 @@ def stack(transactional_db, emulator, celery_worker):
             "web": f"http://127.0.0.1:{port}",
             "root": f"http://127.0.0.1:{root_port}",
             "emulator": emulator,
+            "logs": logs,
         }
 
 

@@ -24,6 +24,8 @@ from .services import exchanges_record
 
 logger = logging.getLogger(__name__)
 UPSTREAM_CACHE_SECONDS = 5.0
+# How long the recorder keeps retrying a batch while the database is away (about two minutes).
+RETRY_DELAYS = (1, 2, 4, 8, 15, 30, 30, 30)
 # Answered by the proxy itself (liveness and recorder counts), in root mode too.
 HEALTH_PATH = "/__audit/healthz"
 
@@ -75,15 +77,16 @@ class Recorder:
         by_upstream: dict[int, list[CapturedExchange]] = {}
         for upstream_pk, captured in batch:
             by_upstream.setdefault(upstream_pk, []).append(captured)
-        for attempt in range(1, 6):
+        for attempt, delay in enumerate(RETRY_DELAYS, start=1):
             try:
                 await sync_to_async(_store, thread_sensitive=False)(by_upstream)
                 self.recorded += len(batch)
                 return
             except Exception:
-                # The database may be restarting: keep the batch and try again a few times.
+                # The database may be restarting: keep the batch and try again for a while.
                 logger.exception("recording a batch of %d exchanges failed (attempt %d)", len(batch), attempt)
-                await asyncio.sleep(min(2**attempt, 10))
+                await asyncio.sleep(delay)
+        logger.error("gave up recording %d exchanges: the database stayed unavailable", len(batch))
         self.failed += len(batch)
 
     def counts(self) -> dict:
@@ -164,7 +167,10 @@ class ProxyApp:
             for name, value in request_headers.items()
             if name not in HOP_BY_HOP and name != CLIENT_HEADER
         ]
-        url = route.base_url + path + (f"?{query}" if query else "")
+        url = upstream_url(route.base_url, path, query)
+        if url is None:
+            await _send_error(send, 400, "invalid_request_error", "The path does not stay on the upstream.")
+            return
         captured = CapturedExchange(
             method=scope["method"],
             path=path,
@@ -261,6 +267,21 @@ class ProxyApp:
 
 class UpstreamDropped(Exception):
     pass
+
+
+def upstream_url(base_url: str, path: str, query: str) -> str | None:
+    """The upstream URL for a proxied path, or None if the result would leave the upstream's host
+    (the proxy forwards only to configured upstreams: no open proxy, no SSRF)."""
+    if not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return None
+    url = base_url + path + (f"?{query}" if query else "")
+    try:
+        target, base = httpx.URL(url), httpx.URL(base_url)
+    except httpx.InvalidURL:
+        return None
+    if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
+        return None
+    return url
 
 
 def _load_route(slug: str) -> UpstreamRoute | None:

@@ -36,13 +36,18 @@ def wait_for_http(url: str, *, timeout: float = 30, process: subprocess.Popen | 
 
 
 @contextmanager
-def running(args: list[str], *, env: dict | None = None, ready_url: str | None = None, timeout: float = 30):
-    """Run `args` (a Python module command line) from the project root until the block ends."""
+def running(
+    args: list[str], *, env: dict | None = None, ready_url: str | None = None, timeout: float = 30, log=None
+):
+    """Run `args` (a Python module command line) from the project root until the block ends; `log`,
+    an open file, receives its output."""
     process = subprocess.Popen(
         [sys.executable, *args],
         cwd=PROJECT_ROOT,
         env={**os.environ, **(env or {})},
         start_new_session=True,
+        stdout=log,
+        stderr=subprocess.STDOUT if log else None,
     )
     try:
         if ready_url:

@@ -1,0 +1,78 @@
+"""Recorded bodies, headers and client names holding HTML and script are shown escaped everywhere:
+no script runs in Chromium, on any page or report."""
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from migrations_audit.capture.recording import CapturedExchange
+from migrations_audit.capture.services import exchanges_record
+from migrations_audit.models import ReportDefinition
+from migrations_audit.reports import services as report_services
+
+pytestmark = pytest.mark.browser
+
+PAYLOAD = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
+
+
+def test_no_recorded_script_runs(page, screenshot, live_server, alice, upstream_a):
+    exchanges_record(
+        upstream=upstream_a,
+        source="proxy",
+        captured=[
+            CapturedExchange(
+                method="POST",
+                path="/v1/messages",
+                request_headers={
+                    "x-audit-client": PAYLOAD,
+                    "anthropic-version": "2023-06-01",
+                    "user-agent": PAYLOAD,
+                },
+                request_body=json.dumps({"model": "m", "temperature": 1, "note": PAYLOAD}).encode(),
+                started_at=datetime(2026, 11, 1, tzinfo=UTC),
+                status=200,
+                response_headers={"content-type": "application/json", "x-note": PAYLOAD},
+                response_body=json.dumps({"text": PAYLOAD}).encode(),
+            )
+        ],
+    )
+    definition = report_services.definition_save(
+        definition=ReportDefinition(
+            team=upstream_a.team,
+            upstream=upstream_a,
+            name=PAYLOAD,
+            version_from="2023-06-01",
+            version_to="2026-10-21",
+            interval_seconds=3600,
+        )
+    )
+    snapshot = report_services.snapshot_create(definition=definition)
+    exchange = upstream_a.exchanges.get()
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", "alice-password")
+    page.click("main button[type=submit]")
+    paths = [
+        f"/u/{upstream_a.slug}/",
+        f"/u/{upstream_a.slug}/traffic/",
+        f"/u/{upstream_a.slug}/traffic/{exchange.pk}/",
+        f"/u/{upstream_a.slug}/clients/",
+        f"/u/{upstream_a.slug}/clients/{exchange.client_id}/",
+        "/reports/",
+        f"/reports/{definition.pk}/",
+        f"/reports/snapshots/{snapshot.pk}/",
+    ]
+    for index, path in enumerate(paths):
+        page.goto(live_server.url + path)
+        assert page.evaluate("window.__xss") is None, f"script ran on {path}"
+        if index in (2, 3):
+            screenshot(f"page-{index}")
+    # The HTML file made for email, opened as a page.
+    email_html = page.request.get(f"{live_server.url}/reports/snapshots/{snapshot.pk}.html").text()
+    page.set_content(email_html)
+    assert page.evaluate("window.__xss") is None
+    screenshot("email-report")
+    assert dialogs == []

@@ -1,0 +1,67 @@
+"""The proxy's recorder when the database is away: client traffic never waits for it, what was
+recorded meanwhile is written when it is back, and what could not be kept is counted, not lost silently."""
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from migrations_audit.capture import proxy
+from migrations_audit.capture.recording import CapturedExchange
+
+
+def captured(n: int) -> CapturedExchange:
+    return CapturedExchange(
+        method="POST",
+        path=f"/v1/messages/{n}",
+        request_headers={},
+        request_body=b"{}",
+        started_at=datetime(2026, 11, 1, tzinfo=UTC),
+        status=200,
+    )
+
+
+@pytest.fixture
+def store(monkeypatch):
+    """A store that fails while `down` is set, like a database restarting."""
+    state = {"down": True, "written": []}
+
+    def fake_store(by_upstream):
+        if state["down"]:
+            raise ConnectionError("database unavailable")
+        for items in by_upstream.values():
+            state["written"].extend(items)
+
+    monkeypatch.setattr(proxy, "_store", fake_store)
+    monkeypatch.setattr(proxy, "RETRY_DELAYS", (0.05, 0.05, 0.05, 0.05, 0.05, 0.05))
+    return state
+
+
+def test_exchanges_recorded_while_the_database_is_down_are_written_when_it_is_back(store):
+    async def scenario():
+        recorder = proxy.Recorder()
+        for n in range(10):
+            recorder.submit(1, captured(n))  # returns at once: the client never waits
+        await asyncio.sleep(0.12)
+        assert store["written"] == [] and recorder.counts()["pending"] + 10 >= 10
+        store["down"] = False
+        await asyncio.wait_for(recorder.flush(), timeout=5)
+        return recorder.counts()
+
+    counts = asyncio.run(scenario())
+    assert len(store["written"]) == 10
+    assert counts["recorded"] == 10 and counts["failed"] == 0
+
+
+def test_what_cannot_be_kept_is_counted(store):
+    async def scenario():
+        recorder = proxy.Recorder(max_pending=3)
+        for n in range(5):
+            recorder.submit(1, captured(n))
+        await asyncio.wait_for(recorder.flush(), timeout=5)  # the database never comes back
+        return recorder.counts()
+
+    counts = asyncio.run(scenario())
+    assert counts["dropped"] >= 1, "a full queue drops and counts"
+    assert counts["failed"] + counts["dropped"] == 5
+    assert counts["recorded"] == 0
