@@ -45,7 +45,30 @@ def demo_seed(*, emulator_url: str = EMULATOR_URL) -> str:
         demo_traffic_record(upstream=upstream)
     if not upstream.migrations.exists():
         _demo_migration(upstream=upstream, created_by=user)
-    return f"{upstream.exchanges.count()} exchanges recorded"
+    if not upstream.runs.exists():
+        _demo_runs(upstream=upstream, created_by=user)
+    return (
+        f"{upstream.exchanges.count()} exchanges recorded, {upstream.runs.count()} replay runs queued or done"
+    )
+
+
+def _demo_runs(*, upstream: Upstream, created_by) -> None:
+    """Two replays queued for the worker that `make run` starts: the migration under way on Messages,
+    and the legacy one on Text Completions, so replay-confirmed differences appear within seconds."""
+    from migrations_audit.replay.services import run_start
+
+    run_start(
+        upstream=upstream,
+        versions=["2023-06-01", "2026-10-21"],
+        created_by=created_by,
+        selection={"endpoint": "POST /v1/messages", "sample": 40},
+    )
+    run_start(
+        upstream=upstream,
+        versions=["2023-01-01", "2023-06-01"],
+        created_by=created_by,
+        selection={"endpoint": "POST /v1/complete", "sample": 20},
+    )
 
 
 def _demo_migration(*, upstream: Upstream, created_by) -> None:
