@@ -157,7 +157,13 @@ class ProxyApp:
     async def _forward(self, route: UpstreamRoute, path: str, scope, receive, send):
         started_at = datetime.now(UTC)
         started = time.perf_counter()
-        body = await _read_body(receive)
+        try:
+            body = await _read_body(receive, limit=settings.MIGRATION_AUDIT_MAX_BODY_BYTES)
+        except BodyTooLarge:
+            await _send_error(
+                send, 413, "request_too_large", "The request body is larger than this proxy accepts."
+            )
+            return
         if body is None:
             return  # the client went away before sending its request
         query = scope.get("query_string", b"").decode("latin-1")
@@ -304,13 +310,21 @@ def _load_route(slug: str) -> UpstreamRoute | None:
     )
 
 
-async def _read_body(receive) -> bytes | None:
-    chunks = []
+class BodyTooLarge(Exception):
+    pass
+
+
+async def _read_body(receive, *, limit: int) -> bytes | None:
+    chunks, size = [], 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             return None
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
 

@@ -233,3 +233,14 @@ def test_a_client_that_disconnects_mid_stream_is_recorded_as_such(proxy):
         next(response.iter_raw())
     exchange = recorded(1)[0]
     assert "client disconnected" in exchange.error
+
+
+def test_a_body_over_the_limit_is_refused_without_reaching_the_upstream(proxy):
+    response = httpx.post(
+        proxy["prefix"] + "/v1/messages",
+        content=b"x" * (33 * 1024 * 1024),
+        headers={"x-api-key": SECRET_KEY},
+        timeout=30,
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["type"] == "request_too_large"
