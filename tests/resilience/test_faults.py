@@ -1,0 +1,179 @@
+"""Replays that survive their infrastructure: a worker killed twice, and a broker restarted mid-run.
+The run completes with every result stored exactly once."""
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from migrations_audit.capture.recording import CapturedExchange
+from migrations_audit.capture.services import exchanges_record
+from migrations_audit.models import ReplayResult, ReplayRun, Upstream
+from tests.conftest import WorkerProcess, child_env
+from tests.support.servers import PROJECT_ROOT, free_port, stop
+
+pytestmark = pytest.mark.slow
+
+FAST_RECOVERY = {"REPLAY_LEASE_SECONDS": 3, "REPLAY_RECONCILE_SECONDS": 1, "REPLAY_BACKOFF_MS": 100}
+
+
+def record(upstream, count):
+    exchanges_record(
+        upstream=upstream,
+        source="proxy",
+        captured=[
+            CapturedExchange(
+                method="POST",
+                path="/v1/messages",
+                request_headers={
+                    "anthropic-version": "2023-06-01",
+                    "x-audit-client": "svc",
+                    "x-emulator-first-token-delay-ms": "150",
+                },
+                request_body=json.dumps(
+                    {
+                        "model": "claude-sonnet-4-5",
+                        "max_tokens": 20,
+                        "messages": [{"role": "user", "content": f"n{n}"}],
+                    }
+                ).encode(),
+                started_at=datetime(2026, 11, 1, tzinfo=UTC),
+                status=200,
+            )
+            for n in range(count)
+        ],
+    )
+
+
+def beat(tmp_path, env):
+    log = open(tmp_path / "beat.log", "w")  # noqa: SIM115 - the child writes it until stopped
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "dashboard",
+            "beat",
+            "--schedule",
+            str(tmp_path / "beat-schedule"),
+        ],
+        cwd=PROJECT_ROOT,
+        env=child_env(**env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def wait_until(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out: {what}")
+
+
+def done(run_id) -> int:
+    return ReplayResult.objects.filter(run_id=run_id, state="done").count()
+
+
+def assert_complete_and_unique(run):
+    run.refresh_from_db()
+    assert run.status == "completed"
+    results = ReplayResult.objects.filter(run=run)
+    assert results.exclude(state="done").count() == 0
+    keys = list(results.values_list("exchange_id", "version", "attempt"))
+    assert len(keys) == len(set(keys))
+
+
+def test_a_run_completes_though_its_worker_is_killed_twice(transactional_db, emulator, upstream_a, tmp_path):
+    from migrations_audit.replay.services import run_start
+    from tests.conftest import purge_broker
+
+    purge_broker()
+    Upstream.objects.filter(pk=upstream_a.pk).update(
+        base_url=emulator, rate_limit_rps=40, rate_limit_concurrency=4
+    )
+    upstream_a.refresh_from_db()
+    record(upstream_a, 40)
+    scheduler = beat(tmp_path, FAST_RECOVERY)
+    try:
+        first = WorkerProcess(tmp_path, env=FAST_RECOVERY).start()
+        run = run_start(
+            upstream=upstream_a, versions=["2023-06-01", "2026-10-21"], selection={}, noise_sample_rate=0
+        )
+        total = run.results.count()
+        wait_until(lambda: done(run.pk) >= 10, 60, "first results")
+        first.kill()
+        second = WorkerProcess(tmp_path, env=FAST_RECOVERY).start()
+        wait_until(lambda: done(run.pk) >= total // 2, 90, "half the results")
+        second.kill()
+        third = WorkerProcess(tmp_path, env=FAST_RECOVERY).start()
+        wait_until(lambda: not ReplayRun.objects.get(pk=run.pk).is_active, 120, "the run to finish")
+        third.stop()
+    finally:
+        stop(scheduler)
+    assert_complete_and_unique(run)
+    assert ReplayResult.objects.filter(run=run).count() == total
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+def test_a_run_completes_though_its_broker_restarts(transactional_db, emulator, upstream_a, tmp_path):
+    Upstream.objects.filter(pk=upstream_a.pk).update(
+        base_url=emulator, rate_limit_rps=30, rate_limit_concurrency=4
+    )
+    record(upstream_a, 30)
+    port = free_port()
+    redis_args = [
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+    broker = {"CELERY_BROKER_URL": f"redis://127.0.0.1:{port}/0", **FAST_RECOVERY}
+    redis = subprocess.Popen(redis_args, stdout=subprocess.DEVNULL, start_new_session=True)
+    scheduler = None
+    try:
+        time.sleep(0.5)
+        worker = WorkerProcess(tmp_path, env=broker).start()
+        scheduler = beat(tmp_path, broker)
+        subprocess.run(
+            [
+                sys.executable,
+                "manage.py",
+                "replay",
+                "--upstream",
+                upstream_a.slug,
+                "--versions",
+                "2023-06-01,2026-10-21",
+                "--noise",
+                "0",
+            ],
+            cwd=PROJECT_ROOT,
+            env=child_env(**broker),
+            check=True,
+            capture_output=True,
+        )
+        run = ReplayRun.objects.get()
+        wait_until(lambda: done(run.pk) >= 5, 60, "first results")
+        stop(redis)  # every queued message is lost with it: nothing is persisted
+        time.sleep(2)
+        redis = subprocess.Popen(redis_args, stdout=subprocess.DEVNULL, start_new_session=True)
+        wait_until(lambda: not ReplayRun.objects.get(pk=run.pk).is_active, 150, "the run to finish")
+        worker.stop()
+    finally:
+        if scheduler is not None:
+            stop(scheduler)
+        stop(redis)
+    assert_complete_and_unique(run)
