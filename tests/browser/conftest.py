@@ -6,9 +6,6 @@ from pathlib import Path
 
 import pytest
 
-# Playwright's sync API keeps an event loop in the test thread; the tests' own ORM calls are still
-# synchronous, so Django's async-safety guard must step aside here.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 CHROMIUM = os.environ.get("MIGRATION_AUDIT_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 LAUNCH_ARGS = [
@@ -29,6 +26,10 @@ def chromium():
             pytest.fail(f"Chromium is required but missing at {CHROMIUM}")
         pytest.skip(f"no Chromium at {CHROMIUM}")
     from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in the test thread; the tests' own ORM calls are still
+    # synchronous, so Django's async-safety guard must step aside while the browser runs.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
