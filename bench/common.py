@@ -1,0 +1,140 @@
+"""What the benchmarks share: a throwaway install of the product (its own var/ directory, SQLite or a
+fresh PostgreSQL database, a broker), started as real processes on free ports."""
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.servers import free_port, stop, wait_for_http  # noqa: E402
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children, in MB."""
+    total = 0
+    pids = [pid]
+    try:
+        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+        pids += [int(child) for child in children]
+    except OSError:
+        pass
+    for one in pids:
+        try:
+            for line in Path(f"/proc/{one}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return round(total / 1024, 1)
+
+
+@contextmanager
+def install(*, database: str = "sqlite", broker: str = "filesystem"):
+    """Environment for a fresh install: migrated, with the demo upstream `anthropic` (no traffic)."""
+    with tempfile.TemporaryDirectory(prefix="ma-bench-") as var:
+        env = {**os.environ, "MIGRATION_AUDIT_VAR_DIR": var, "STATIC_MANIFEST": "0", "LOG_LEVEL": "WARNING"}
+        pg_name = None
+        if database == "postgres":
+            pg_name = f"ma_bench_{uuid.uuid4().hex[:8]}"
+            subprocess.run(
+                ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"CREATE DATABASE {pg_name}"], check=True
+            )
+            env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{pg_name}"
+        if broker == "redis":
+            env["CELERY_BROKER_URL"] = "redis://127.0.0.1:6379/13"
+            subprocess.run(["redis-cli", "-n", "13", "flushdb"], check=True, capture_output=True)
+        try:
+            manage(env, "migrate", "-v0")
+            yield env
+        finally:
+            if pg_name:
+                subprocess.run(
+                    [
+                        "psql",
+                        "-h",
+                        "127.0.0.1",
+                        "-U",
+                        "postgres",
+                        "-qc",
+                        f"DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)",
+                    ],
+                    check=False,
+                )
+
+
+def manage(env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=check, capture_output=True, text=True
+    )
+
+
+def django_shell(env: dict, code: str) -> str:
+    return manage(env, "shell", "-c", code).stdout
+
+
+def upstream_setup(env: dict, base_url: str, *, rps: float = 10_000, concurrency: int = 64) -> None:
+    """The upstream `anthropic` on `base_url`, with limits high enough not to be what is measured."""
+    django_shell(
+        env,
+        f"""
+from migrations_audit import services
+team = services.team_create(name="Bench", slug="bench")
+services.upstream_create(team=team, name="Anthropic", slug="anthropic", base_url={base_url!r},
+    baseline_version="2023-06-01", target_version="2026-10-21", replay_key="sk-ant-bench",
+    rate_limit_rps={rps}, rate_limit_concurrency={concurrency})
+""",
+    )
+
+
+@contextmanager
+def process(args: list[str], env: dict, *, ready_url: str | None = None, core: int | None = None, log=None):
+    command = [sys.executable, *args]
+    if core is not None:
+        command = ["taskset", "-c", str(core), *command]
+    child = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=log or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
+    )
+    try:
+        if ready_url:
+            wait_for_http(ready_url, timeout=60, process=child)
+        yield child
+    finally:
+        stop(child)
+
+
+@contextmanager
+def emulator(env: dict, *, core: int | None = 0, extra: tuple = ()):
+    port = free_port()
+    with process(
+        ["-m", "migrations_audit.emulator", "--port", str(port), *extra],
+        env,
+        ready_url=f"http://127.0.0.1:{port}/v1/models",
+        core=core,
+    ) as child:
+        yield f"http://127.0.0.1:{port}", child
+
+
+def wait(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
