@@ -16,12 +16,14 @@ from django.conf import settings  # noqa: E402 - after Django is set up
 
 from migrations_audit.capture.proxy import ProxyApp  # noqa: E402
 
+# The proxy, and its health endpoint with the recorder's counts.
+PROXY_PATHS = ("/proxy/", "/__audit/")
 proxy_application = ProxyApp()
 root_proxy_application = ProxyApp(root_slug=settings.MIGRATION_AUDIT_DEFAULT_UPSTREAM)
 
 
 async def application(scope, receive, send):
-    if (scope["type"] == "http" and scope["path"].startswith("/proxy/")) or scope["type"] == "lifespan":
+    if (scope["type"] == "http" and scope["path"].startswith(PROXY_PATHS)) or scope["type"] == "lifespan":
         await proxy_application(scope, receive, send)
     else:
         await django_application(scope, receive, send)

@@ -50,6 +50,7 @@ class Exchange(models.Model):
             models.Index(fields=["upstream", "endpoint", "-started_at"], name="exchange_endpoint_time"),
             models.Index(fields=["upstream", "api_version", "-started_at"], name="exchange_version_time"),
             models.Index(fields=["client", "-started_at"], name="exchange_client_time"),
+            models.Index(fields=["upstream", "-duration_ms", "-id"], name="exchange_upstream_duration"),
         ]
 
     def __str__(self):
