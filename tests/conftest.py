@@ -158,6 +158,30 @@ class WorkerProcess:
         return self.log_path.read_text()
 
 
+def beat_start(tmp_path: Path, **env) -> subprocess.Popen:
+    """A real `celery beat` on the test database and broker, logging to tmp_path/beat.log."""
+    log = open(tmp_path / "beat.log", "w")  # noqa: SIM115 - the child writes it until stopped
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "dashboard",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(tmp_path / "beat-schedule"),
+        ],
+        cwd=PROJECT_ROOT,
+        env=child_env(**env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
 def purge_broker() -> None:
     from dashboard.celery import app
 

@@ -4,8 +4,6 @@ import csv
 import io
 import json
 import os
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +19,7 @@ from migrations_audit.models import DifferenceSignature, ReportDefinition, Repor
 from migrations_audit.reports import services
 from migrations_audit.reports.build import report_payload
 from migrations_audit.reports.render import report_csv, report_html
-from tests.conftest import child_env
+from tests.conftest import beat_start
 from tests.support.servers import PROJECT_ROOT, stop
 
 SCHEMA = json.loads((PROJECT_ROOT / "migrations_audit/reports/schema/report-v1.json").read_text())
@@ -228,26 +226,7 @@ def test_a_real_beat_and_worker_produce_snapshots_and_emails(
     mail_dir = tmp_path / "mail"
     env = {"REPORTS_TICK_SECONDS": 1, "EMAIL_FILE_PATH": str(mail_dir)}
     worker_factory(env=env)
-    log = open(tmp_path / "beat.log", "w")  # noqa: SIM115
-    beat = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "dashboard",
-            "beat",
-            "--loglevel",
-            "INFO",
-            "--schedule",
-            str(tmp_path / "beat-schedule"),
-        ],
-        cwd=PROJECT_ROOT,
-        env=child_env(**env),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    beat = beat_start(tmp_path, **env)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

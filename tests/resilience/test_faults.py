@@ -13,7 +13,7 @@ import pytest
 from migrations_audit.capture.recording import CapturedExchange
 from migrations_audit.capture.services import exchanges_record
 from migrations_audit.models import ReplayResult, ReplayRun, Upstream
-from tests.conftest import WorkerProcess, child_env
+from tests.conftest import WorkerProcess, beat_start, child_env
 from tests.support.servers import PROJECT_ROOT, free_port, stop
 
 pytestmark = pytest.mark.slow
@@ -49,27 +49,6 @@ def record(upstream, count):
     )
 
 
-def beat(tmp_path, env):
-    log = open(tmp_path / "beat.log", "w")  # noqa: SIM115 - the child writes it until stopped
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "dashboard",
-            "beat",
-            "--schedule",
-            str(tmp_path / "beat-schedule"),
-        ],
-        cwd=PROJECT_ROOT,
-        env=child_env(**env),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
 def wait_until(predicate, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -102,7 +81,7 @@ def test_a_run_completes_though_its_worker_is_killed_twice(transactional_db, emu
     )
     upstream_a.refresh_from_db()
     record(upstream_a, 40)
-    scheduler = beat(tmp_path, FAST_RECOVERY)
+    scheduler = beat_start(tmp_path, **FAST_RECOVERY)
     try:
         first = WorkerProcess(tmp_path, env=FAST_RECOVERY).start()
         run = run_start(
@@ -147,7 +126,7 @@ def test_a_run_completes_though_its_broker_restarts(transactional_db, emulator, 
     try:
         time.sleep(0.5)
         worker = WorkerProcess(tmp_path, env=broker).start()
-        scheduler = beat(tmp_path, broker)
+        scheduler = beat_start(tmp_path, **broker)
         subprocess.run(
             [
                 sys.executable,
