@@ -244,3 +244,23 @@ def test_a_body_over_the_limit_is_refused_without_reaching_the_upstream(proxy):
     )
     assert response.status_code == 413
     assert response.json()["error"]["type"] == "request_too_large"
+
+
+def test_recording_can_be_sampled_or_paused_per_upstream(proxy):
+    Upstream.objects.filter(pk=proxy["upstream"].pk).update(record_one_in=3)
+    body = {"model": "claude-2.1", "prompt": "\n\nHuman: hi\n\nAssistant:", "max_tokens_to_sample": 5}
+    headers = {"x-api-key": SECRET_KEY, "anthropic-version": "2023-06-01"}
+    for _ in range(6):
+        assert httpx.post(proxy["prefix"] + "/v1/complete", json=body, headers=headers).status_code == 200
+    assert len(recorded(2)) == 2
+    time.sleep(1)
+    assert Exchange.objects.count() == 2, "one in three recorded"
+
+
+def test_a_paused_upstream_is_proxied_but_not_recorded(proxy):
+    Upstream.objects.filter(pk=proxy["upstream"].pk).update(recording_paused=True)
+    body = {"model": "claude-2.1", "prompt": "\n\nHuman: hi\n\nAssistant:", "max_tokens_to_sample": 5}
+    headers = {"x-api-key": SECRET_KEY, "anthropic-version": "2023-06-01"}
+    assert httpx.post(proxy["prefix"] + "/v1/complete", json=body, headers=headers).status_code == 200
+    time.sleep(1.5)
+    assert not Exchange.objects.exists()
