@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from migrations_audit import services as core_services
 from migrations_audit.capture.recording import HOP_BY_HOP
@@ -103,6 +104,35 @@ def run_start(
             lambda: _queue(ReplayResult.objects.filter(run=run).values_list("pk", flat=True))
         )
     return run
+
+
+def selection_parse(data) -> dict:
+    """The exchange filter of a run from a form or JSON; bad values raise ReplayError."""
+    selection = {}
+    for name in ("endpoint", "version"):
+        if data.get(name):
+            selection[name] = str(data[name])
+    if data.get("client"):
+        if not str(data["client"]).isdigit():
+            raise ReplayError("client must be a client id.")
+        selection["client"] = int(data["client"])
+    for name in ("since", "until"):
+        if data.get(name):
+            value = str(data[name])
+            if parse_datetime(value) is None and parse_datetime(value + "T00:00:00") is None:
+                raise ReplayError(f"{name} must be a date or an ISO 8601 time.")
+            selection[name] = value if "T" in value else value + "T00:00:00+00:00"
+    streamed = data.get("streamed")
+    if streamed in ("yes", "no", True, False):
+        selection["streamed"] = streamed in ("yes", True)
+    if data.get("sample"):
+        try:
+            selection["sample"] = int(data["sample"])
+        except (TypeError, ValueError):
+            raise ReplayError("sample must be a whole number of exchanges.") from None
+        if selection["sample"] < 1:
+            raise ReplayError("sample must be at least 1.")
+    return selection
 
 
 def exchanges_select(*, upstream: Upstream, selection: dict):

@@ -8,7 +8,6 @@ from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
@@ -17,7 +16,7 @@ from migrations_audit import selectors
 from migrations_audit.models import ReplayRun, Upstream
 from migrations_audit.replay import selectors as replay_selectors
 from migrations_audit.replay import services
-from migrations_audit.replay.services import ReplayError
+from migrations_audit.replay.services import ReplayError, selection_parse
 
 from .api import api_auth, api_error
 
@@ -27,35 +26,6 @@ def _editable_upstream(request, slug) -> Upstream:
     if not selectors.user_can_edit(user=request.user, team=upstream.team):
         raise PermissionDenied("Viewers cannot start or stop replays.")
     return upstream
-
-
-def selection_from(data) -> dict:
-    """The exchange filter of a run from a form or JSON; bad values raise ReplayError."""
-    selection = {}
-    for name in ("endpoint", "version"):
-        if data.get(name):
-            selection[name] = str(data[name])
-    if data.get("client"):
-        if not str(data["client"]).isdigit():
-            raise ReplayError("client must be a client id.")
-        selection["client"] = int(data["client"])
-    for name in ("since", "until"):
-        if data.get(name):
-            value = str(data[name])
-            if parse_datetime(value) is None and parse_datetime(value + "T00:00:00") is None:
-                raise ReplayError(f"{name} must be a date or an ISO 8601 time.")
-            selection[name] = value if "T" in value else value + "T00:00:00+00:00"
-    streamed = data.get("streamed")
-    if streamed in ("yes", "no", True, False):
-        selection["streamed"] = streamed in ("yes", True)
-    if data.get("sample"):
-        try:
-            selection["sample"] = int(data["sample"])
-        except (TypeError, ValueError):
-            raise ReplayError("sample must be a whole number of exchanges.") from None
-        if selection["sample"] < 1:
-            raise ReplayError("sample must be at least 1.")
-    return selection
 
 
 def _number(value, *, name, cast, default=None):
@@ -75,7 +45,7 @@ def run_start(request, slug):
             run = services.run_start(
                 upstream=upstream,
                 versions=request.POST.getlist("versions"),
-                selection=selection_from(request.POST),
+                selection=selection_parse(request.POST),
                 created_by=request.user,
                 noise_sample_rate=_number(
                     request.POST.get("noise_percent"), name="Noise sample", cast=float, default=10.0
@@ -176,7 +146,7 @@ def api_runs(request):
         run = services.run_start(
             upstream=upstream,
             versions=versions,
-            selection=selection_from(data.get("selection") or {}),
+            selection=selection_parse(data.get("selection") or {}),
             noise_sample_rate=_number(
                 data.get("noise_sample_rate"), name="noise_sample_rate", cast=float, default=0.1
             ),

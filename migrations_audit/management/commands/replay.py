@@ -6,8 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from migrations_audit.models import ReplayRun, Upstream
 from migrations_audit.replay import selectors, services
-from migrations_audit.replay.services import ReplayError
-from migrations_audit.views.replay import selection_from
+from migrations_audit.replay.services import ReplayError, selection_parse
 
 
 class Command(BaseCommand):
@@ -37,7 +36,9 @@ class Command(BaseCommand):
             run = services.run_start(
                 upstream=target,
                 versions=[version.strip() for version in versions.split(",") if version.strip()],
-                selection=selection_from({key: value for key, value in options.items() if value is not None}),
+                selection=selection_parse(
+                    {key: value for key, value in options.items() if value is not None}
+                ),
                 noise_sample_rate=noise,
                 token_budget=budget,
             )
