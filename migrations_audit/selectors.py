@@ -3,13 +3,12 @@
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import Count, Q, QuerySet
-from django.db.models.functions import TruncDate
+from django.db.models import Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from migrations_audit.models import Exchange, Membership, Team, Upstream
+from migrations_audit.models import Exchange, Membership, Team, TrafficDay, Upstream
 
 
 def teams_for_user(*, user) -> QuerySet[Team]:
@@ -40,24 +39,23 @@ def user_can_edit(*, user, team: Team) -> bool:
 
 
 def traffic_summary(*, upstream: Upstream, days: int = 30) -> dict:
-    """Recorded traffic per day and version, per endpoint, per version and per client (top 10)."""
-    recent = Exchange.objects.filter(upstream=upstream, started_at__gte=timezone.now() - timedelta(days=days))
+    """Recorded traffic per day and version (last `days` days), per endpoint, per version and per
+    client (top 10), read from the daily rollup rather than from every exchange."""
+    rollup = TrafficDay.objects.filter(upstream=upstream)
+    since = timezone.localdate() - timedelta(days=days)
     per_day: dict = {}
-    for row in (
-        recent.annotate(day=TruncDate("started_at")).values("day", "api_version").annotate(n=Count("id"))
-    ):
+    for row in rollup.filter(day__gte=since).values("day", "api_version").annotate(n=Sum("count")):
         per_day.setdefault(row["day"], {})[row["api_version"]] = row["n"]
-    everything = Exchange.objects.filter(upstream=upstream)
     return {
         "days": [{"day": day, "versions": versions} for day, versions in sorted(per_day.items())],
-        "endpoints": list(everything.values("endpoint").annotate(n=Count("id")).order_by("-n")[:10]),
-        "versions": list(everything.values("api_version").annotate(n=Count("id")).order_by("api_version")),
+        "endpoints": list(rollup.values("endpoint").annotate(n=Sum("count")).order_by("-n")[:10]),
+        "versions": list(rollup.values("api_version").annotate(n=Sum("count")).order_by("api_version")),
         "clients": list(
-            everything.values("client", "client__identity", "client__label")
-            .annotate(n=Count("id"))
+            rollup.values("client", "client__identity", "client__label")
+            .annotate(n=Sum("count"))
             .order_by("-n")[:10]
         ),
-        "total": everything.count(),
+        "total": rollup.aggregate(n=Sum("count"))["n"] or 0,
     }
 
 
@@ -199,9 +197,13 @@ def _date_start(raw: str) -> datetime | None:
 
 def traffic_choices(*, upstream: Upstream) -> dict:
     """Values offered by the traffic filters: endpoints, versions and clients seen."""
-    exchanges = Exchange.objects.filter(upstream=upstream)
     return {
-        "endpoints": list(exchanges.values_list("endpoint", flat=True).distinct().order_by("endpoint")[:100]),
+        "endpoints": list(
+            TrafficDay.objects.filter(upstream=upstream)
+            .values_list("endpoint", flat=True)
+            .distinct()
+            .order_by("endpoint")[:100]
+        ),
         "versions": list(upstream.versions.values_list("name", flat=True)),
         "clients": list(upstream.clients.order_by("identity")[:500]),
     }

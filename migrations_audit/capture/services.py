@@ -1,15 +1,17 @@
 """Store captured exchanges: one place for every entry point (proxy, ingest, HAR)."""
 
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from migrations_audit.diff.services import request_findings_record
-from migrations_audit.models import Client, Exchange, HarImport, Upstream
+from migrations_audit.models import Client, Exchange, HarImport, TrafficDay, Upstream
 
 from .recording import CapturedExchange, ClientIdentity, exchange_build
 
@@ -56,9 +58,32 @@ def exchanges_record(
             exchange.client = clients[identity.identity]
             exchanges.append(exchange)
         Exchange.objects.bulk_create(exchanges, batch_size=500)
+        traffic_days_add(upstream=upstream, exchanges=exchanges)
     summary.stored = len(exchanges)
     request_findings_record(exchanges=exchanges)
     return summary
+
+
+def traffic_days_add(*, upstream: Upstream, exchanges: list[Exchange]) -> None:
+    """Count a batch into the daily rollup: one UPDATE per (day, endpoint, version, client) it touches."""
+    counts = Counter(
+        (timezone.localdate(exchange.started_at), exchange.endpoint, exchange.api_version, exchange.client_id)
+        for exchange in exchanges
+    )
+    for (day, endpoint, version, client_id), count in counts.items():
+        key = {
+            "upstream": upstream,
+            "day": day,
+            "endpoint": endpoint,
+            "api_version": version,
+            "client_id": client_id,
+        }
+        if not TrafficDay.objects.filter(**key).update(count=F("count") + count):
+            try:
+                with transaction.atomic():
+                    TrafficDay.objects.create(**key, count=count)
+            except IntegrityError:  # created meanwhile by another writer: add to it
+                TrafficDay.objects.filter(**key).update(count=F("count") + count)
 
 
 def clients_resolve(*, upstream: Upstream, seen: list[tuple[ClientIdentity, Exchange]]) -> dict[str, Client]:

@@ -3,7 +3,7 @@ services, so these are indexed lookups, never a rescan of every difference."""
 
 from dataclasses import dataclass, field
 
-from django.db.models import Case, Count, F, FloatField, IntegerField, OuterRef, Q, Subquery, Value, When
+from django.db.models import Case, Count, F, FloatField, IntegerField, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import Cast, Coalesce
 
 from migrations_audit.models import (
@@ -13,6 +13,7 @@ from migrations_audit.models import (
     Exchange,
     ReplayRun,
     RequestFinding,
+    TrafficDay,
     Upstream,
 )
 from migrations_audit.models.diff import ComparisonTally, ExchangeComparison
@@ -133,10 +134,12 @@ class RequestFindingsSummary:
 
 
 def request_findings_summary(*, upstream: Upstream, version: str) -> RequestFindingsSummary:
-    """Which clients, and what share of traffic, `version`'s request rules would reject."""
-    checked = Exchange.objects.filter(upstream=upstream).exclude(api_version=version)
+    """Which clients, and what share of traffic, `version`'s request rules would reject.
+
+    Totals come from the daily traffic rollup and rejections from the findings, so the cost follows
+    the number of findings and clients, not the number of exchanges."""
+    checked = TrafficDay.objects.filter(upstream=upstream).exclude(api_version=version)
     findings = RequestFinding.objects.filter(upstream=upstream, version=version)
-    rejected_ids = findings.values("exchange_id")
     per_rule = (
         findings.values("rule")
         .annotate(
@@ -150,22 +153,22 @@ def request_findings_summary(*, upstream: Upstream, version: str) -> RequestFind
     rules = {
         rule.pk: rule for rule in upstream.changelog_rules.filter(pk__in=[row["rule"] for row in per_rule])
     }
-    per_client = (
-        checked.values("client")
-        .annotate(
-            total=Count("pk"),
-            rejected=Count("pk", filter=Q(pk__in=rejected_ids)),
-        )
-        .filter(rejected__gt=0)
-        .order_by("-rejected")
-    )
-    clients = {
-        client.pk: client for client in upstream.clients.filter(pk__in=[row["client"] for row in per_client])
+    rejected_by_client = {
+        row["client"]: row["rejected"]
+        for row in findings.values("client").annotate(rejected=Count("exchange", distinct=True))
     }
+    totals = {
+        row["client"]: row["total"]
+        for row in checked.filter(client__in=[c for c in rejected_by_client if c is not None])
+        .values("client")
+        .annotate(total=Sum("count"))
+    }
+    clients = {client.pk: client for client in upstream.clients.filter(pk__in=list(rejected_by_client))}
+    per_client = sorted(rejected_by_client.items(), key=lambda item: -item[1])
     return RequestFindingsSummary(
         version=version,
-        exchanges_checked=checked.count(),
-        exchanges_rejected=checked.filter(pk__in=rejected_ids).count(),
+        exchanges_checked=checked.aggregate(n=Sum("count"))["n"] or 0,
+        exchanges_rejected=findings.values("exchange").distinct().count(),
         rules=[
             RuleFindings(
                 rule=rules[row["rule"]],
@@ -178,10 +181,10 @@ def request_findings_summary(*, upstream: Upstream, version: str) -> RequestFind
         ],
         clients=[
             ClientFindings(
-                client=clients.get(row["client"]),
-                exchanges_checked=row["total"],
-                exchanges_rejected=row["rejected"],
+                client=clients.get(client_id),
+                exchanges_checked=max(totals.get(client_id, 0), rejected),
+                exchanges_rejected=rejected,
             )
-            for row in per_client
+            for client_id, rejected in per_client
         ],
     )

@@ -1,6 +1,6 @@
 """The data model, one module per stage of the pipeline."""
 
-from .capture import Exchange, HarImport
+from .capture import Exchange, HarImport, TrafficDay
 from .core import ApiToken, ApiVersion, Client, Membership, Team, Upstream, WorkerHeartbeat
 from .diff import (
     ChangelogRule,
@@ -38,6 +38,7 @@ __all__ = [
     "Status",
     "StatusChange",
     "Team",
+    "TrafficDay",
     "Upstream",
     "WorkerHeartbeat",
 ]

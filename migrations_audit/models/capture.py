@@ -91,3 +91,29 @@ class HarImport(models.Model):
     @property
     def percent(self) -> int:
         return int(100 * self.bytes_done / self.bytes_total) if self.bytes_total else 0
+
+
+class TrafficDay(models.Model):
+    """Exchanges recorded per upstream, day, endpoint, version and client: kept up to date as
+    traffic is stored, so the overview and the filters read a few hundred rows, not every exchange."""
+
+    upstream = models.ForeignKey(Upstream, on_delete=models.CASCADE, related_name="traffic_days")
+    day = models.DateField()
+    endpoint = models.CharField(max_length=520)
+    api_version = models.CharField(max_length=50, blank=True)
+    # Null for traffic with no client; such rows may repeat a key (NULLs are distinct to a unique
+    # constraint), which sums never mind.
+    client = models.ForeignKey(Client, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["upstream", "day", "endpoint", "api_version", "client"],
+                name="trafficday_unique",
+            )
+        ]
+        indexes = [models.Index(fields=["upstream", "day"], name="trafficday_upstream_day")]
+
+    def __str__(self):
+        return f"{self.day} {self.endpoint} {self.api_version}: {self.count}"

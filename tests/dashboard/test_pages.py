@@ -214,3 +214,16 @@ def test_upstream_create_and_edit_keep_the_replay_key_write_only(client, alice, 
     assert {"target_version", "endpoints_text"} <= set(bad.context["form"].errors)
     client.force_login(bob)
     assert client.get("/settings/upstreams/stripe/").status_code == 403
+
+
+def test_the_daily_rollup_counts_every_stored_exchange(upstream_a):
+    from django.db.models import Sum
+
+    from migrations_audit.models import TrafficDay
+
+    record(upstream_a, 7, client="a")
+    record(upstream_a, 5, client="a")
+    record(upstream_a, 3, client="b", version="2026-10-21")
+    assert TrafficDay.objects.filter(upstream=upstream_a).aggregate(n=Sum("count"))["n"] == 15
+    row = TrafficDay.objects.get(upstream=upstream_a, client__identity="a")
+    assert (row.count, row.api_version, row.endpoint) == (12, "2023-06-01", "POST /v1/messages")

@@ -13,6 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from migrations_audit import services as core_services
+from migrations_audit.capture.services import traffic_days_add
 from migrations_audit.diff.selectors import (
     comparisons_for_run,
     differences_for_exchange,
@@ -76,7 +77,7 @@ def client(upstream, name):
 def record(upstream, *, version, endpoint, request, response, who=None):
     method, _, path = endpoint.partition(" ")
     body = json.dumps(request).encode()
-    return Exchange.objects.create(
+    exchange = Exchange.objects.create(
         upstream=upstream,
         client=who,
         started_at=timezone.now(),
@@ -92,6 +93,8 @@ def record(upstream, *, version, endpoint, request, response, who=None):
         response_events=response.events or [],
         content_hash=hashlib.sha256(body + version.encode()).hexdigest(),
     )
+    traffic_days_add(upstream=upstream, exchanges=[exchange])  # as capture does when it stores
+    return exchange
 
 
 def replayed(run, exchange, version, response, *, attempt=1):
