@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
@@ -150,6 +151,16 @@ def differences(request, slug):
     show_noise = request.GET.get("noise") == "1"
     signatures = diff_selectors.signatures_for_upstream(upstream=upstream, include_noise=show_noise)
     page = Paginator(signatures, 50).get_page(request.GET.get("page"))
+    clients = (
+        DifferenceSignature.clients.through.objects.filter(
+            differencesignature_id__in=[s.pk for s in page.object_list]
+        )
+        .values("differencesignature_id")
+        .annotate(n=Count("client_id"))
+    )
+    affected = {row["differencesignature_id"]: row["n"] for row in clients}
+    for signature in page.object_list:
+        signature.clients_affected = affected.get(signature.pk, 0)
     noise_hidden = (
         0 if show_noise else upstream.signatures.filter(classification="noise", exchanges__gt=0).count()
     )

@@ -227,3 +227,62 @@ def test_the_daily_rollup_counts_every_stored_exchange(upstream_a):
     assert TrafficDay.objects.filter(upstream=upstream_a).aggregate(n=Sum("count"))["n"] == 15
     row = TrafficDay.objects.get(upstream=upstream_a, client__identity="a")
     assert (row.count, row.api_version, row.endpoint) == (12, "2023-06-01", "POST /v1/messages")
+
+
+def test_differences_list_their_clients_and_examples_work_as_partial_and_page(client, alice, upstream_a):
+    from migrations_audit.models import Client, Difference, DifferenceSignature
+
+    record(upstream_a, 2, client="svc")
+    exchange = Exchange.objects.first()
+    signature = DifferenceSignature.objects.create(
+        upstream=upstream_a,
+        signature="x" * 64,
+        version_from="2023-06-01",
+        version_to="2026-10-21",
+        endpoint="POST /v1/messages",
+        kind="field_removed",
+        path="/exception",
+        classification="breaking",
+        count=1,
+        exchanges=1,
+        example=exchange,
+    )
+    signature.clients.add(Client.objects.get(identity="svc"))
+    Difference.objects.create(
+        upstream=upstream_a,
+        exchange=exchange,
+        version_from="2023-06-01",
+        version_to="2026-10-21",
+        kind="field_removed",
+        path="/exception",
+        classification="breaking",
+        signature="x" * 64,
+    )
+    client.force_login(alice)
+    page = client.get(f"/u/{upstream_a.slug}/differences/")
+    assert page.context["page"].object_list[0].clients_affected == 1
+    url = f"/u/{upstream_a.slug}/differences/{signature.pk}/"
+    partial = client.get(url, headers={"HX-Request": "true"}).content.decode()
+    full = client.get(url).content.decode()
+    assert '<section id="examples">' in partial and "<html" not in partial
+    assert "<html" in full and f"#{exchange.pk}" in full
+
+
+def test_har_import_progress_is_a_partial_for_htmx_and_a_page_without(client, alice, upstream_a):
+    from migrations_audit.models import HarImport
+
+    job = HarImport.objects.create(
+        upstream=upstream_a,
+        filename="t.har",
+        stored_path="/x",
+        state="running",
+        bytes_total=100,
+        bytes_done=50,
+    )
+    client.force_login(alice)
+    url = f"/u/{upstream_a.slug}/import/{job.pk}/"
+    partial = client.get(url, headers={"HX-Request": "true"})
+    assert partial.status_code == 200 and "50%" in partial.content.decode()
+    assert "<html" in client.get(url).content.decode()
+    HarImport.objects.filter(pk=job.pk).update(state="done")
+    assert client.get(url, headers={"HX-Request": "true"}).status_code == 286, "polling stops when done"
