@@ -1,8 +1,6 @@
 """The migration board in real Chromium: the board, the burn-down, the per-client evidence, an
 override and a claim through htmx, with screenshots in tests/browser/screenshots/."""
 
-import os
-import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,34 +13,14 @@ from tests.tracking.factories import sdk_traffic
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 TARGET = "2026-10-21"
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        if os.environ.get("MIGRATION_AUDIT_REQUIRE_BROWSER") == "1":
-            pytest.fail("chromium is required (MIGRATION_AUDIT_REQUIRE_BROWSER=1) but missing")
-        pytest.skip("chromium is not installed")
-    # Playwright's sync API runs an event loop; Django must allow its ORM next to it.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+@pytest.fixture
+def browser(chromium):
+    """The session's one Chromium (tests/browser/conftest.py): two Playwright instances can't coexist."""
+    return chromium
 
 
 @pytest.fixture
