@@ -2,6 +2,7 @@
 recorded meanwhile is written when it is back, and what could not be kept is counted, not lost silently."""
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
@@ -19,6 +20,13 @@ def captured(n: int) -> CapturedExchange:
         started_at=datetime(2026, 11, 1, tzinfo=UTC),
         status=200,
     )
+
+
+def run(coroutine):
+    """asyncio.run in a thread of its own: a browser test earlier in the process may have left
+    Playwright's event loop running in this one."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 @pytest.fixture
@@ -48,7 +56,7 @@ def test_exchanges_recorded_while_the_database_is_down_are_written_when_it_is_ba
         await asyncio.wait_for(recorder.flush(), timeout=5)
         return recorder.counts()
 
-    counts = asyncio.run(scenario())
+    counts = run(scenario())
     assert len(store["written"]) == 10
     assert counts["recorded"] == 10 and counts["failed"] == 0
 
@@ -61,7 +69,7 @@ def test_what_cannot_be_kept_is_counted(store):
         await asyncio.wait_for(recorder.flush(), timeout=5)  # the database never comes back
         return recorder.counts()
 
-    counts = asyncio.run(scenario())
+    counts = run(scenario())
     assert counts["dropped"] >= 1, "a full queue drops and counts"
     assert counts["failed"] + counts["dropped"] == 5
     assert counts["recorded"] == 0
