@@ -53,13 +53,12 @@ def _complete_body(prompt: str, *, stream=False) -> dict:
     }
 
 
-# (client name, SDK headers, version, key header style, request builders)
+# (client name, SDK headers, version, request builders)
 CLIENTS = [
     (
         "checkout-service",
         {"user-agent": "Anthropic/Python 0.125.0"},
         "2023-06-01",
-        "x-api-key",
         [
             lambda n: ("/v1/messages", _messages_body(f"Summarise order {n}", temperature=0.2)),
             lambda n: ("/v1/messages", _messages_body(f"Explain refund {n}", stream=True, top_p=0.9)),
@@ -69,7 +68,6 @@ CLIENTS = [
         "support-bot",
         {"user-agent": "Anthropic/Python 1.17.0"},
         "2023-06-01",
-        "x-api-key",
         [
             lambda n: ("/v1/messages", _messages_body(f"Answer ticket {n}")),
             lambda n: ("/v1/messages", _messages_body(f"Draft reply {n}", stream=True)),
@@ -79,7 +77,6 @@ CLIENTS = [
         "legacy-batch",
         {"anthropic-sdk": "anthropic-python/0.2.10"},
         "2023-01-01",
-        "x-api-key",
         [
             lambda n: ("/v1/complete", _complete_body(f"Classify document {n}")),
             lambda n: ("/v1/complete", _complete_body(f"Tag document {n}", stream=True)),
@@ -89,7 +86,6 @@ CLIENTS = [
         "docs-assistant",
         {"user-agent": "Anthropic/Python 0.125.0"},
         "2023-06-01",
-        "x-api-key",
         [
             lambda n: (
                 "/v1/messages",
@@ -108,7 +104,6 @@ CLIENTS = [
         "search-indexer",
         {"user-agent": "Anthropic/Python 1.17.0"},
         "2023-06-01",
-        "x-api-key",
         [lambda n: ("/v1/messages", _messages_body(f"Index page {n}"))],
     ),
 ]
@@ -119,7 +114,7 @@ def demo_traffic_record(*, upstream: Upstream, days: int = 14, per_day: int = 3)
     rng = random.Random(7)
     now = timezone.now().replace(microsecond=0)
     captured = []
-    for name, sdk_headers, version, _, builders in CLIENTS:
+    for name, sdk_headers, version, builders in CLIENTS:
         for day in range(days, 0, -1):
             for n in range(per_day):
                 path, body = builders[(day + n) % len(builders)](day * 10 + n)
