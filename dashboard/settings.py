@@ -187,6 +187,9 @@ if CELERY_BROKER_URL.startswith("filesystem"):
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+if CELERY_BROKER_URL.startswith("redis://"):
+    # Survives a broker restart (see dashboard/broker.py).
+    CELERY_BROKER_TRANSPORT = "dashboard.broker:Transport"
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -240,6 +243,9 @@ REPLAY_MAX_TRIES = env_int("REPLAY_MAX_TRIES", 5, minimum=1)
 REPLAY_BACKOFF_SECONDS = float(env_int("REPLAY_BACKOFF_MS", 500, minimum=1)) / 1000
 REPLAY_TIMEOUT_SECONDS = env_int("REPLAY_TIMEOUT_SECONDS", 120, minimum=1)
 REPLAY_LEASE_SECONDS = env_int("REPLAY_LEASE_SECONDS", 300, minimum=2)
+# Exchanges per replay task (every version and repeat of each): bigger batches cost fewer queries
+# per request; smaller ones spread a short run over more workers.
+REPLAY_BATCH_EXCHANGES = env_int("REPLAY_BATCH_EXCHANGES", 25, minimum=1)
 REPLAY_RECONCILE_SECONDS = env_int("REPLAY_RECONCILE_SECONDS", 15, minimum=1)
 # How often beat looks for report schedules that are due.
 REPORTS_TICK_SECONDS = env_int("REPORTS_TICK_SECONDS", 30, minimum=1)

@@ -65,14 +65,14 @@ def report_email(snapshot_id: int) -> None:
     reports.snapshot_email(snapshot_id=snapshot_id)
 
 
-# Replay: one task per result (ids only), and a reconcile tick for work nobody is doing.
+# Replay: one task per batch of whole exchanges (ids only), and a reconcile tick for work nobody is doing.
 
 
-@shared_task(name="migrations_audit.tasks.replay_result", acks_late=True)
-def replay_result(result_id: int) -> None:
+@shared_task(name="migrations_audit.tasks.replay_batch", acks_late=True)
+def replay_batch(result_ids: list[int]) -> None:
     from migrations_audit.replay import services as replay
 
-    replay.result_execute(result_id=result_id)
+    replay.results_execute(result_ids=result_ids)
 
 
 @shared_task(name="migrations_audit.tasks.replay_reconcile", acks_late=True)

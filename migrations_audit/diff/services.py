@@ -1,13 +1,14 @@
 """Services of the diff stage: everything it writes.
 
 Capture calls request_findings_record after storing a batch; replay's task calls
-exchange_diff_record once every result of one exchange in a run is finished.
+exchanges_diff_record once every result of a batch of exchanges in a run is finished.
 """
 
 import hashlib
+from dataclasses import dataclass, field
 from itertools import pairwise
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F, Q
 
 from migrations_audit.models import (
@@ -121,28 +122,52 @@ def request_findings_record(*, exchanges: list[Exchange]) -> None:
         RequestFinding.objects.bulk_create(findings, ignore_conflicts=True)
 
 
-def exchange_diff_record(*, run_id: int, exchange_id: int) -> None:
-    """Diff one exchange's responses in a run, version pair by version pair, and store the result.
+@dataclass
+class _ExchangeDiff:
+    exchange: Exchange
+    # (version_from, version_to, changes); version_from == version_to for a repeat's noise.
+    compared: list[tuple[str, str, list[Change]]]
+    replayed: dict[str, ResponseSnapshot]
+
+
+def exchanges_diff_record(*, run_id: int, exchange_ids: list[int]) -> None:
+    """Diff each exchange's responses in a run, version pair by version pair, and store the result.
 
     Pairs: consecutive versions in the run's order, plus the upstream's baseline -> target. A
     version the run did not replay but the exchange was recorded under uses the recorded response.
-    Noise comes from the run's repeats (attempt >= 2) of this exchange, known volatile patterns and
-    the upstream's volatile headers. Safe to call again: the run's differences for this exchange are
-    replaced, and the aggregates adjusted by the difference.
+    Noise comes from the run's repeats (attempt >= 2) of the exchange, known volatile patterns and
+    the upstream's volatile headers. Safe to call again: the run's differences for these exchanges
+    are replaced, and the aggregates adjusted by the difference. A batch is written together: the
+    aggregates of a signature that many exchanges share are updated once.
     """
     run = ReplayRun.objects.select_related("upstream").get(pk=run_id)
-    exchange = Exchange.objects.select_related("client").get(pk=exchange_id)
+    exchanges = Exchange.objects.filter(pk__in=exchange_ids).order_by("pk")
+    results: dict[int, list[ReplayResult]] = {}
+    done = ReplayResult.objects.filter(run=run, exchange_id__in=exchange_ids, state=ReplayResult.Status.DONE)
+    for result in done.order_by("attempt", "pk"):
+        results.setdefault(result.exchange_id, []).append(result)
+    rules = list(ChangelogRule.objects.filter(upstream=run.upstream))
+    known_noise: dict[tuple, dict] = {}
+    diffs = [
+        _exchange_compare(run, exchange, results.get(exchange.pk, []), rules, known_noise)
+        for exchange in exchanges
+    ]
+    with transaction.atomic():
+        _differences_replace(run=run, diffs=diffs, rules=rules)
+        _findings_settle(diffs)
+
+
+def _exchange_compare(run: ReplayRun, exchange: Exchange, results, rules, known_noise: dict) -> _ExchangeDiff:
     upstream = run.upstream
-    results = ReplayResult.objects.filter(run=run, exchange=exchange, state=ReplayResult.Status.DONE)
     primary: dict[str, ResponseSnapshot] = {}
     repeats: dict[str, list[ResponseSnapshot]] = {}
-    for result in results.order_by("attempt"):
+    for result in results:
         snapshot = snapshot_from_result(result)
         if result.attempt == 1:
             primary[result.version] = snapshot
         else:
             repeats.setdefault(result.version, []).append(snapshot)
-    replayed = set(primary)
+    replayed = dict(primary)
     if exchange.api_version and exchange.api_version not in primary and exchange.status is not None:
         primary[exchange.api_version] = snapshot_from_exchange(exchange)
 
@@ -150,9 +175,10 @@ def exchange_diff_record(*, run_id: int, exchange_id: int) -> None:
     # the repeats of other exchanges of the endpoint already showed varying (recorded as v -> v
     # comparisons), so that the exchanges outside the sample benefit too.
     noise = NoiseModel.for_upstream(volatile_headers=upstream.volatile_headers)
-    noise.varying.update(
-        _noise_known(upstream_id=upstream.pk, endpoint=exchange.endpoint, versions=list(primary))
-    )
+    key = (exchange.endpoint, tuple(sorted(primary)))
+    if key not in known_noise:
+        known_noise[key] = _noise_known(upstream_id=upstream.pk, endpoint=exchange.endpoint, versions=key[1])
+    noise.varying.update(known_noise[key])
     compared: list[tuple[str, str, list[Change]]] = []
     for version, many in repeats.items():
         if version not in primary:
@@ -166,7 +192,6 @@ def exchange_diff_record(*, run_id: int, exchange_id: int) -> None:
             varied.setdefault((change.kind, change.path), change)
         compared.append((version, version, list(varied.values())))
 
-    rules = list(ChangelogRule.objects.filter(upstream=upstream))
     request_body = bytes(exchange.request_body or b"")
     for version_from, version_to in _version_pairs(run, upstream, primary):
         changes = compare_responses(primary[version_from], primary[version_to], noise=noise)
@@ -179,10 +204,7 @@ def exchange_diff_record(*, run_id: int, exchange_id: int) -> None:
             request_body=request_body,
         )
         compared.append((version_from, version_to, changes))
-
-    with transaction.atomic():
-        _differences_replace(run=run, exchange=exchange, compared=compared, rules=rules, replayed=replayed)
-        _findings_settle(exchange=exchange, outcomes={v: primary[v] for v in replayed})
+    return _ExchangeDiff(exchange=exchange, compared=compared, replayed=replayed)
 
 
 def _noise_known(*, upstream_id: int, endpoint: str, versions: list[str]) -> dict[tuple[str, str], float]:
@@ -228,107 +250,171 @@ def signature_of(*, version_from: str, version_to: str, endpoint: str, kind: str
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _differences_replace(*, run, exchange, compared, rules, replayed) -> None:
+@dataclass
+class _SignatureTally:
+    change: Change
+    version_from: str
+    version_to: str
+    endpoint: str
+    path: str
+    example: Exchange
+    count: int = 0
+    exchanges: set[int] = field(default_factory=set)
+    clients: set[int] = field(default_factory=set)
+    noise_rate: float | None = None
+    noise: bool = False
+
+
+def _differences_replace(*, run, diffs: list[_ExchangeDiff], rules) -> None:
     upstream_id = run.upstream_id
-    old = Difference.objects.filter(run=run, exchange=exchange)
-    old_counts: dict[str, int] = {}
-    for signature in old.values_list("signature", flat=True):
-        old_counts[signature] = old_counts.get(signature, 0) + 1
-    for signature, count in old_counts.items():
+    old = Difference.objects.filter(run=run, exchange_id__in=[diff.exchange.pk for diff in diffs])
+    old_counts: dict[str, tuple[int, set[int]]] = {}
+    for signature, exchange_id in old.values_list("signature", "exchange_id"):
+        count, exchanges = old_counts.get(signature, (0, set()))
+        old_counts[signature] = (count + 1, exchanges | {exchange_id})
+    for signature, (count, exchanges) in old_counts.items():
         DifferenceSignature.objects.filter(upstream_id=upstream_id, signature=signature).update(
-            count=F("count") - count, exchanges=F("exchanges") - 1
+            count=F("count") - count, exchanges=F("exchanges") - len(exchanges)
         )
     old.delete()
 
     rules_by_key = {rule.key: rule for rule in rules}
-    rows = []
-    new_counts: dict[str, list] = {}
-    for version_from, version_to, changes in compared:
-        if version_from == version_to:
-            source = "repeat"
-        elif {version_from, version_to} <= replayed:
-            source = "replay"
-        else:
-            source = "capture"
-        _, created = ExchangeComparison.objects.update_or_create(
-            run=run,
-            exchange=exchange,
-            version_from=version_from,
-            version_to=version_to,
-            defaults={
+    rows: list[Difference] = []
+    tallies: dict[str, _SignatureTally] = {}
+    comparisons: dict[tuple[int, str, str], dict] = {}
+    for diff in diffs:
+        exchange = diff.exchange
+        for version_from, version_to, changes in diff.compared:
+            if version_from == version_to:
+                source = "repeat"
+            elif {version_from, version_to} <= set(diff.replayed):
+                source = "replay"
+            else:
+                source = "capture"
+            comparisons[(exchange.pk, version_from, version_to)] = {
                 "upstream_id": upstream_id,
                 "endpoint": exchange.endpoint,
                 "source": source,
                 "breaking": sum(c.classification == BREAKING for c in changes),
                 "unexplained": sum(c.classification != NOISE and c.rule_key is None for c in changes),
-            },
-        )
-        if created:
-            tally, _ = ComparisonTally.objects.get_or_create(
-                upstream_id=upstream_id,
-                version_from=version_from,
-                version_to=version_to,
-                endpoint=exchange.endpoint,
-            )
-            ComparisonTally.objects.filter(pk=tally.pk).update(exchanges=F("exchanges") + 1)
-        for change in changes:
-            path = path_pattern(change.path)
-            signature = signature_of(
-                version_from=version_from,
-                version_to=version_to,
-                endpoint=exchange.endpoint,
-                kind=change.kind,
-                path=path,
-                rule_key=change.rule_key,
-            )
-            rows.append(
-                Difference(
-                    upstream_id=upstream_id,
-                    exchange=exchange,
-                    run=run,
+            }
+            for change in changes:
+                path = path_pattern(change.path)
+                signature = signature_of(
                     version_from=version_from,
                     version_to=version_to,
                     endpoint=exchange.endpoint,
                     kind=change.kind,
-                    path=change.path[:500],
-                    before=_storable(change.before),
-                    after=_storable(change.after),
-                    classification=change.classification,
-                    rule=rules_by_key.get(change.rule_key),
-                    signature=signature,
-                    noise_rate=change.noise_rate,
+                    path=path,
+                    rule_key=change.rule_key,
                 )
+                rows.append(
+                    Difference(
+                        upstream_id=upstream_id,
+                        exchange=exchange,
+                        run=run,
+                        version_from=version_from,
+                        version_to=version_to,
+                        endpoint=exchange.endpoint,
+                        kind=change.kind,
+                        path=change.path[:500],
+                        before=_storable(change.before),
+                        after=_storable(change.after),
+                        classification=change.classification,
+                        rule=rules_by_key.get(change.rule_key),
+                        signature=signature,
+                        noise_rate=change.noise_rate,
+                    )
+                )
+                tally = tallies.setdefault(
+                    signature,
+                    _SignatureTally(change, version_from, version_to, exchange.endpoint, path, exchange),
+                )
+                tally.count += 1
+                tally.exchanges.add(exchange.pk)
+                if exchange.client_id:
+                    tally.clients.add(exchange.client_id)
+                if change.noise_rate is not None:
+                    tally.noise_rate = change.noise_rate
+                tally.noise = tally.noise or change.classification == NOISE
+    _comparisons_write(run=run, comparisons=comparisons)
+    Difference.objects.bulk_create(rows, batch_size=1000)
+    _signatures_add(upstream_id=upstream_id, tallies=tallies, rules_by_key=rules_by_key)
+    for diff in diffs:
+        _noise_propagate(run=run, exchange=diff.exchange, compared=diff.compared)
+
+
+def _comparisons_write(*, run, comparisons: dict[tuple[int, str, str], dict]) -> None:
+    """One ExchangeComparison per exchange and version pair; the tallies count each pair once."""
+    existing = {
+        (exchange_id, version_from, version_to): pk
+        for pk, exchange_id, version_from, version_to in ExchangeComparison.objects.filter(
+            run=run, exchange_id__in={key[0] for key in comparisons}
+        ).values_list("pk", "exchange_id", "version_from", "version_to")
+    }
+    created: dict[tuple[str, str, str], int] = {}
+    new = []
+    for (exchange_id, version_from, version_to), values in comparisons.items():
+        pk = existing.get((exchange_id, version_from, version_to))
+        if pk is not None:
+            ExchangeComparison.objects.filter(pk=pk).update(**values)
+            continue
+        new.append(
+            ExchangeComparison(
+                run=run, exchange_id=exchange_id, version_from=version_from, version_to=version_to, **values
             )
-            entry = new_counts.setdefault(signature, [0, change, version_from, version_to, path])
-            entry[0] += 1
-    Difference.objects.bulk_create(rows)
-    for signature, (count, change, version_from, version_to, path) in new_counts.items():
-        aggregate = _signature_get_or_create(
-            upstream_id=upstream_id,
-            signature=signature,
-            defaults={
-                "version_from": version_from,
-                "version_to": version_to,
-                "endpoint": exchange.endpoint,
-                "kind": change.kind,
-                "path": path[:500],
-                "classification": change.classification,
-                "rule": rules_by_key.get(change.rule_key),
-                "example": exchange,
-            },
         )
-        updates = {"count": F("count") + count, "exchanges": F("exchanges") + 1}
-        if change.noise_rate is not None:
-            updates["noise_rate"] = change.noise_rate
-        if change.classification == NOISE and aggregate.classification != NOISE:
+        key = (version_from, version_to, values["endpoint"])
+        created[key] = created.get(key, 0) + 1
+    ExchangeComparison.objects.bulk_create(new, batch_size=1000)
+    for (version_from, version_to, endpoint), count in created.items():
+        tally, _ = ComparisonTally.objects.get_or_create(
+            upstream_id=run.upstream_id, version_from=version_from, version_to=version_to, endpoint=endpoint
+        )
+        ComparisonTally.objects.filter(pk=tally.pk).update(exchanges=F("exchanges") + count)
+
+
+def _signatures_add(*, upstream_id: int, tallies: dict[str, _SignatureTally], rules_by_key) -> None:
+    """Add a batch's differences to the per-signature aggregates: one update per signature."""
+    if not tallies:
+        return
+    DifferenceSignature.objects.bulk_create(
+        [
+            DifferenceSignature(
+                upstream_id=upstream_id,
+                signature=signature,
+                version_from=tally.version_from,
+                version_to=tally.version_to,
+                endpoint=tally.endpoint,
+                kind=tally.change.kind,
+                path=tally.path[:500],
+                classification=tally.change.classification,
+                rule=rules_by_key.get(tally.change.rule_key),
+                example=tally.example,
+            )
+            for signature, tally in tallies.items()
+        ],
+        # Most already exist, and another worker may create the others at the same moment.
+        ignore_conflicts=True,
+    )
+    aggregates = DifferenceSignature.objects.filter(upstream_id=upstream_id, signature__in=list(tallies))
+    memberships = []
+    for aggregate in aggregates:
+        tally = tallies[aggregate.signature]
+        updates = {"count": F("count") + tally.count, "exchanges": F("exchanges") + len(tally.exchanges)}
+        if tally.noise_rate is not None:
+            updates["noise_rate"] = tally.noise_rate
+        if tally.noise and aggregate.classification != NOISE:
             # Seen varying between identical calls once: noise from now on, whatever came first.
             updates["classification"] = NOISE
         if aggregate.example_id is None:
-            updates["example"] = exchange
+            updates["example"] = tally.example
         DifferenceSignature.objects.filter(pk=aggregate.pk).update(**updates)
-        if exchange.client_id:
-            aggregate.clients.add(exchange.client_id)
-    _noise_propagate(run=run, exchange=exchange, compared=compared)
+        memberships += [
+            DifferenceSignature.clients.through(differencesignature_id=aggregate.pk, client_id=client_id)
+            for client_id in tally.clients
+        ]
+    DifferenceSignature.clients.through.objects.bulk_create(memberships, ignore_conflicts=True)
 
 
 def _noise_propagate(*, run, exchange, compared) -> None:
@@ -359,17 +445,6 @@ def _noise_propagate(*, run, exchange, compared) -> None:
                 ).update(classification=NOISE)
 
 
-def _signature_get_or_create(*, upstream_id, signature, defaults) -> DifferenceSignature:
-    try:
-        with transaction.atomic():
-            aggregate, _ = DifferenceSignature.objects.get_or_create(
-                upstream_id=upstream_id, signature=signature, defaults=defaults
-            )
-    except IntegrityError:  # another worker created it between our get and create
-        aggregate = DifferenceSignature.objects.get(upstream_id=upstream_id, signature=signature)
-    return aggregate
-
-
 def _storable(value):
     """Before/after values as JSON; long texts are cut, a page shows an excerpt anyway."""
     if isinstance(value, str) and len(value) > 2000:
@@ -377,12 +452,14 @@ def _storable(value):
     return value
 
 
-def _findings_settle(*, exchange: Exchange, outcomes: dict[str, ResponseSnapshot]) -> None:
+def _findings_settle(diffs: list[_ExchangeDiff]) -> None:
     """What the replay answered settles the request check's findings for that version: rejected at
     the finding's field (or with no field named) confirms it, accepted contradicts it."""
-    for finding in RequestFinding.objects.filter(exchange=exchange, version__in=list(outcomes)):
-        outcome = outcomes[finding.version]
-        if outcome.status is None:
+    outcomes = {diff.exchange.pk: diff.replayed for diff in diffs}
+    changed = []
+    for finding in RequestFinding.objects.filter(exchange_id__in=list(outcomes)):
+        outcome = outcomes[finding.exchange_id].get(finding.version)
+        if outcome is None or outcome.status is None:
             continue
         if outcome.accepted:
             confirmed = False
@@ -393,4 +470,5 @@ def _findings_settle(*, exchange: Exchange, outcomes: dict[str, ResponseSnapshot
             confirmed = True if named is None or fields_related(named, finding.field) else None
         if finding.confirmed != confirmed:
             finding.confirmed = confirmed
-            finding.save(update_fields=["confirmed"])
+            changed.append(finding)
+    RequestFinding.objects.bulk_update(changed, ["confirmed"])

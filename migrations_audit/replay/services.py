@@ -8,20 +8,19 @@ worker died is claimed again once its lease expires (see `run_reconcile`).
 import json
 import logging
 import random
-import time
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import timedelta
 
-import httpx
 from celery import current_app
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import connection, transaction
+from django.db.models import F, Max, Min, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from migrations_audit import services as core_services
 from migrations_audit.capture.recording import HOP_BY_HOP
-from migrations_audit.diff.services import exchange_diff_record
+from migrations_audit.diff.services import exchanges_diff_record
 from migrations_audit.models import (
     Exchange,
     RateLimiterState,
@@ -31,9 +30,9 @@ from migrations_audit.models import (
     Upstream,
 )
 from migrations_audit.secrets import MASK
-from migrations_audit.sse import SseParser
 
 from . import ratelimit
+from .sender import Outcome, ReplayRequest, Sender
 
 logger = logging.getLogger(__name__)
 Status = ReplayResult.Status
@@ -168,10 +167,25 @@ def _noise_sample(exchanges: list[tuple[int, str]], *, rate: float) -> set[int]:
 
 
 def _queue(result_ids, *, countdown: float = 0) -> None:
-    for result_id in result_ids:
-        current_app.send_task(
-            "migrations_audit.tasks.replay_result", args=[result_id], countdown=countdown or None
-        )
+    """Queue the work as batches of whole exchanges (every version and repeat of an exchange in one
+    task), so the worker that finishes a batch can diff its exchanges at once."""
+    rows = ReplayResult.objects.filter(pk__in=list(result_ids)).order_by("run_id", "exchange_id", "pk")
+    batch: list[int] = []
+    exchanges: set[tuple[int, int]] = set()
+    for pk, run_id, exchange_id in rows.values_list("pk", "run_id", "exchange_id").iterator():
+        if (run_id, exchange_id) not in exchanges and len(exchanges) >= settings.REPLAY_BATCH_EXCHANGES:
+            _send_batch(batch, countdown)
+            batch, exchanges = [], set()
+        exchanges.add((run_id, exchange_id))
+        batch.append(pk)
+    if batch:
+        _send_batch(batch, countdown)
+
+
+def _send_batch(result_ids: list[int], countdown: float) -> None:
+    current_app.send_task(
+        "migrations_audit.tasks.replay_batch", args=[result_ids], countdown=countdown or None
+    )
 
 
 def run_cancel(*, run: ReplayRun) -> bool:
@@ -215,91 +229,117 @@ def run_reconcile(*, stale_after: timedelta = timedelta(seconds=60)) -> int:
     return len(ids)
 
 
-# --- One result ---------------------------------------------------------------------------------
+# --- A batch of results ---------------------------------------------------------------------------
 
 
-def result_execute(*, result_id: int) -> None:
-    """Claim a result, send its request under its version, record the attempt, and decide what next."""
-    result = ReplayResult.objects.select_related("run__upstream", "exchange").filter(pk=result_id).first()
-    if result is None or result.state in (Status.DONE, Status.FAILED, Status.SKIPPED):
+def results_execute(*, result_ids: list[int]) -> None:
+    """Claim the batch's results as the limits allow, send their requests concurrently, record every
+    attempt, queue what must be retried, and diff the exchanges whose results are all final."""
+    results = list(
+        ReplayResult.objects.select_related("run__upstream", "exchange")
+        .filter(pk__in=result_ids, state__in=OPEN)
+        .order_by("pk")
+    )
+    if not results or results[0].run.status != ReplayRun.Status.RUNNING:
         return
-    run, upstream = result.run, result.run.upstream
-    if run.status != ReplayRun.Status.RUNNING:
-        return  # cancelled or finished: leave the work where it is
+    run, upstream = results[0].run, results[0].run.upstream
     now = timezone.now()
-    if result.not_before and result.not_before > now:
-        _queue([result.pk], countdown=(result.not_before - now).total_seconds())
-        return
-    if not _claim(result, upstream, now):
-        return
-    permit = ratelimit.rate_permit(upstream=upstream)
-    while not permit.granted and permit.wait_seconds <= SHORT_WAIT:
-        # A slot a fraction of a second away is cheaper to wait for than a trip through the broker.
-        time.sleep(permit.wait_seconds)
-        permit = ratelimit.rate_permit(upstream=upstream)
-    if not permit.granted:
-        _release(result, wait=permit.wait_seconds)
-        return
-    outcome = _send(result, upstream)
-    _record(result, outcome)
+    ready = [r for r in results if not (r.not_before and r.not_before > now)]
+    later = [r for r in results if r.not_before and r.not_before > now]
+    if later:
+        # Not yet: the retry's backoff (or retry-after) has not passed.
+        wait = min((r.not_before - now).total_seconds() for r in later)
+        _queue([r.pk for r in later], countdown=wait)
+    most = ratelimit.batch_size(upstream=upstream, max_wait=SHORT_WAIT)
+    while ready:
+        claim = _claim(run, upstream, ready[:most])
+        if not claim.run_active:
+            break  # cancelled, or stopped by its budget: the rest of its work stays where it is
+        ready = [result for result in ready if result.pk not in claim.taken_elsewhere]
+        claimed = claim.claimed
+        if not claimed:
+            if ready:
+                _requeue(ready, wait=claim.wait_seconds)
+            break
+        reservation = ratelimit.rate_reserve(upstream=upstream, count=len(claimed), max_wait=SHORT_WAIT)
+        if not reservation.granted:
+            _release(claimed)
+            _requeue(ready, wait=reservation.wait_seconds)
+            break
+        requests = []
+        for index, result in enumerate(claimed):
+            url, headers, body = replay_request(
+                exchange=result.exchange, upstream=upstream, version=result.version
+            )
+            requests.append(
+                ReplayRequest(
+                    result.exchange.method, url, headers, body, start_after=reservation.start_after(index)
+                )
+            )
+        _record(run, claimed, _sender.send_all(requests))
+        claimed_ids = {result.pk for result in claimed}
+        ready = [result for result in ready if result.pk not in claimed_ids]
+    _exchanges_finished(run.pk, {result.exchange_id for result in results})
+    _run_complete_if_done(run.pk)
 
 
-def _claim(result: ReplayResult, upstream: Upstream, now: datetime) -> bool:
+@dataclass
+class _Claim:
+    run_active: bool
+    claimed: list[ReplayResult] = field(default_factory=list)
+    # Results another worker holds (a duplicate delivery) or has finished: not this task's to do.
+    taken_elsewhere: set[int] = field(default_factory=set)
+    # With no room under the concurrency limit, when to look again.
+    wait_seconds: float = 0.0
+
+
+def _claim(run: ReplayRun, upstream: Upstream, candidates: list[ReplayResult]) -> _Claim:
+    """Lease as many of the candidates as the concurrency limit allows. Claims to one upstream are
+    serialised by its limiter row, so what is selected here is exactly what is leased."""
+    now = timezone.now()
     with transaction.atomic():
         RateLimiterState.objects.select_for_update().get_or_create(upstream=upstream)
-        if not ratelimit.concurrency_available(upstream=upstream, now=now):
-            wait = 0.05 + random.random() * 0.2
-            ReplayResult.objects.filter(pk=result.pk, state__in=[Status.PENDING, Status.RETRYING]).update(
-                queued_at=now
-            )
-            transaction.on_commit(lambda: _queue([result.pk], countdown=wait))
-            return False
-        claimed = ReplayResult.objects.filter(
-            Q(pk=result.pk)
-            & (Q(state__in=[Status.PENDING, Status.RETRYING]) | Q(state=Status.RUNNING, leased_until__lt=now))
-        ).update(state=Status.RUNNING, leased_until=now + LEASE, tries=F("tries") + 1)
-    if claimed:
-        result.refresh_from_db(fields=["tries"])
-    return bool(claimed)
-
-
-def _release(result: ReplayResult, *, wait: float) -> None:
-    """Give a claimed result back (the rate limit said wait), undoing the try it had counted."""
-    later = timezone.now() + timedelta(seconds=wait)
-    ReplayResult.objects.filter(pk=result.pk, state=Status.RUNNING).update(
-        state=Status.RETRYING,
-        leased_until=None,
-        not_before=later,
-        queued_at=timezone.now(),
-        tries=F("tries") - 1,
-    )
-    _queue([result.pk], countdown=wait)
-
-
-class _Outcome:
-    def __init__(self):
-        self.status: int | None = None
-        self.headers: dict = {}
-        self.body = b""
-        self.streamed = False
-        self.events: list[dict] | None = None
-        self.error = ""
-        self.retry_after: float | None = None
-        self.started_at = timezone.now()
-        self.duration_ms = 0.0
-
-
-_http: httpx.Client | None = None
-
-
-def _client() -> httpx.Client:
-    global _http
-    if _http is None:
-        _http = httpx.Client(
-            timeout=httpx.Timeout(settings.REPLAY_TIMEOUT_SECONDS, connect=10.0),
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        if not ReplayRun.objects.filter(pk=run.pk, status=ReplayRun.Status.RUNNING).exists():
+            return _Claim(run_active=False)
+        claimable = set(
+            ReplayResult.objects.filter(
+                Q(pk__in=[r.pk for r in candidates])
+                & (
+                    Q(state__in=[Status.PENDING, Status.RETRYING])
+                    | Q(state=Status.RUNNING, leased_until__lt=now)
+                )
+            ).values_list("pk", flat=True)
         )
-    return _http
+        taken_elsewhere = {r.pk for r in candidates} - claimable
+        room = ratelimit.concurrency_room(upstream=upstream, now=now)
+        if room <= 0:
+            return _Claim(True, taken_elsewhere=taken_elsewhere, wait_seconds=0.05 + random.random() * 0.2)
+        claimed = [r for r in candidates if r.pk in claimable][:room]
+        ReplayResult.objects.filter(pk__in=[r.pk for r in claimed]).update(
+            state=Status.RUNNING, leased_until=now + LEASE, tries=F("tries") + 1
+        )
+    for result in claimed:
+        result.tries += 1
+    return _Claim(True, claimed=claimed, taken_elsewhere=taken_elsewhere)
+
+
+def _release(results: list[ReplayResult]) -> None:
+    """Give claimed results back (the rate limit said wait), undoing the try each had counted."""
+    ReplayResult.objects.filter(pk__in=[r.pk for r in results], state=Status.RUNNING).update(
+        state=Status.RETRYING, leased_until=None, tries=F("tries") - 1
+    )
+
+
+def _requeue(results: list[ReplayResult], *, wait: float) -> None:
+    ids = [r.pk for r in results]
+    later = timezone.now() + timedelta(seconds=wait)
+    ReplayResult.objects.filter(pk__in=ids, state__in=[Status.PENDING, Status.RETRYING]).update(
+        queued_at=timezone.now(), not_before=later
+    )
+    _queue(ids, countdown=wait)
+
+
+_sender = Sender()
 
 
 def replay_request(*, exchange: Exchange, upstream: Upstream, version: str) -> tuple[str, dict, bytes]:
@@ -329,91 +369,101 @@ def replay_request(*, exchange: Exchange, upstream: Upstream, version: str) -> t
     return url, headers, body
 
 
-def _send(result: ReplayResult, upstream: Upstream) -> _Outcome:
-    outcome = _Outcome()
-    url, headers, body = replay_request(exchange=result.exchange, upstream=upstream, version=result.version)
-    started = time.perf_counter()
-    chunks: list[bytes] = []
-    try:
-        with _client().stream(result.exchange.method, url, headers=headers, content=body) as response:
-            outcome.status = response.status_code
-            outcome.headers = {name.lower(): value for name, value in response.headers.items()}
-            outcome.streamed = outcome.headers.get("content-type", "").startswith("text/event-stream")
-            parser = SseParser() if outcome.streamed else None
-            events: list[dict] = []
-            for chunk in response.iter_raw():
-                chunks.append(chunk)
-                if parser is not None:
-                    at = (time.perf_counter() - started) * 1000
-                    events.extend(event.as_dict(t_ms=at) for event in parser.feed(chunk))
-            if parser is not None:
-                events.extend(
-                    event.as_dict(t_ms=(time.perf_counter() - started) * 1000) for event in parser.close()
-                )
-                outcome.events = events
-            outcome.retry_after = _retry_after(outcome.headers.get("retry-after"))
-    except httpx.HTTPError as error:
-        outcome.error = f"{type(error).__name__}: {error}"
-    outcome.body = b"".join(chunks)
-    outcome.duration_ms = (time.perf_counter() - started) * 1000
-    return outcome
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
-
-
-def _record(result: ReplayResult, outcome: _Outcome) -> None:
-    ReplayAttempt.objects.get_or_create(
-        result=result,
-        number=result.tries,
-        defaults={
-            "started_at": outcome.started_at,
-            "duration_ms": outcome.duration_ms,
-            "status": outcome.status,
-            "error": outcome.error[:2000],
-        },
+def _record(run: ReplayRun, results: list[ReplayResult], outcomes: list[Outcome]) -> None:
+    """Store each attempt; finish the results that have their answer, queue the rest for a retry."""
+    ReplayAttempt.objects.bulk_create(
+        [
+            ReplayAttempt(
+                result=result,
+                number=result.tries,
+                started_at=outcome.started_at,
+                duration_ms=outcome.duration_ms,
+                status=outcome.status,
+                error=outcome.error[:2000],
+            )
+            for result, outcome in zip(results, outcomes, strict=True)
+        ],
+        ignore_conflicts=True,
     )
-    transient = outcome.error or (
-        outcome.status is not None and (outcome.status in RETRY_LATER or outcome.status >= 500)
-    )
-    if transient and result.tries < settings.REPLAY_MAX_TRIES:
-        delay = min(settings.REPLAY_BACKOFF_SECONDS * 2 ** (result.tries - 1), 60.0)
-        delay = max(delay, outcome.retry_after or 0.0) + random.random() * delay * 0.25
-        ReplayResult.objects.filter(pk=result.pk, state=Status.RUNNING).update(
-            state=Status.RETRYING,
-            leased_until=None,
-            not_before=timezone.now() + timedelta(seconds=delay),
-            queued_at=timezone.now(),
-            status=outcome.status,
-            error=outcome.error[:2000],
+    now = timezone.now()
+    retried: list[ReplayResult] = []
+    finished: list[ReplayResult] = []
+    tokens = 0
+    for result, outcome in zip(results, outcomes, strict=True):
+        transient = bool(outcome.error) or (
+            outcome.status is not None and (outcome.status in RETRY_LATER or outcome.status >= 500)
         )
-        _queue([result.pk], countdown=delay)
+        result.leased_until = None
+        result.status = outcome.status
+        if transient and result.tries < settings.REPLAY_MAX_TRIES:
+            delay = min(settings.REPLAY_BACKOFF_SECONDS * 2 ** (result.tries - 1), 60.0)
+            delay = max(delay, outcome.retry_after or 0.0) + random.random() * delay * 0.25
+            result.state = Status.RETRYING
+            result.not_before = now + timedelta(seconds=delay)
+            result.queued_at = now
+            result.error = outcome.error[:2000]
+            retried.append(result)
+            continue
+        result.state = Status.FAILED if transient else Status.DONE
+        result.response_headers = outcome.headers
+        result.response_body = outcome.body
+        result.streamed = outcome.streamed
+        result.response_events = outcome.events or []
+        result.duration_ms = outcome.duration_ms
+        result.error = outcome.error[:2000] or (
+            f"gave up after {result.tries} tries: HTTP {outcome.status}" if transient else ""
+        )
+        result.finished_at = now
+        finished.append(result)
+        tokens += _tokens_used(outcome)
+    with transaction.atomic():
+        _running_results_save(finished, FINISHED_FIELDS)
+        _running_results_save(retried, RETRY_FIELDS)
+    if retried:
+        # One task for the batch's retries: it runs at the earliest, and queues again what is not due.
+        _queue([r.pk for r in retried], countdown=min((r.not_before - now).total_seconds() for r in retried))
+    _tokens_count(run.pk, tokens)
+
+
+FINISHED_FIELDS = (
+    "state",
+    "leased_until",
+    "status",
+    "response_headers",
+    "response_body",
+    "streamed",
+    "response_events",
+    "duration_ms",
+    "error",
+    "finished_at",
+)
+RETRY_FIELDS = ("state", "leased_until", "not_before", "queued_at", "status", "error")
+
+
+def _running_results_save(results: list[ReplayResult], field_names: tuple[str, ...]) -> None:
+    """Save these fields of results still leased as running; a result whose lease ran out was
+    claimed again by another worker, and its answer wins.
+
+    One parameterised UPDATE run for every row (psycopg pipelines executemany): Django's
+    bulk_update builds a CASE per field and row, which cost more CPU than the requests it recorded.
+    """
+    if not results:
         return
-    final = Status.FAILED if transient else Status.DONE
-    ReplayResult.objects.filter(pk=result.pk, state=Status.RUNNING).update(
-        state=final,
-        leased_until=None,
-        status=outcome.status,
-        response_headers=outcome.headers,
-        response_body=outcome.body,
-        streamed=outcome.streamed,
-        response_events=outcome.events or [],
-        duration_ms=outcome.duration_ms,
-        error=outcome.error[:2000]
-        or (f"gave up after {result.tries} tries: HTTP {outcome.status}" if transient else ""),
-        finished_at=timezone.now(),
-    )
-    _tokens_count(result.run_id, outcome)
-    _exchange_finished(result.run_id, result.exchange_id)
-    _run_complete_if_done(result.run_id)
+    fields = [ReplayResult._meta.get_field(name) for name in field_names]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    # Only quoted names from the model's metadata are formatted in; every value is a parameter.
+    sql = f"UPDATE {quote(ReplayResult._meta.db_table)} SET {assignments} WHERE id = %s AND state = %s"  # noqa: S608
+    rows = [
+        [field.get_db_prep_save(getattr(result, field.attname), connection) for field in fields]
+        + [result.pk, Status.RUNNING]
+        for result in results
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
-def _tokens_count(run_id: int, outcome: _Outcome) -> None:
-    tokens = _tokens_used(outcome)
+def _tokens_count(run_id: int, tokens: int) -> None:
     if not tokens:
         return
     ReplayRun.objects.filter(pk=run_id).update(tokens_spent=F("tokens_spent") + tokens)
@@ -429,7 +479,7 @@ def _tokens_count(run_id: int, outcome: _Outcome) -> None:
         )
 
 
-def _tokens_used(outcome: _Outcome) -> int:
+def _tokens_used(outcome: Outcome) -> int:
     documents = []
     if outcome.events:
         documents = [_json(event["data"]) for event in outcome.events]
@@ -452,25 +502,53 @@ def _json(data):
         return None
 
 
-def _exchange_finished(run_id: int, exchange_id: int) -> None:
-    """Once every result of the exchange in the run is final, diff it: exactly once, by whichever
-    worker wins the conditional update."""
-    results = ReplayResult.objects.filter(run_id=run_id, exchange_id=exchange_id)
-    if results.filter(state__in=OPEN).exists():
-        return
-    first = results.order_by("pk").values_list("pk", flat=True).first()
-    if ReplayResult.objects.filter(pk=first, diffed_at__isnull=True).update(diffed_at=timezone.now()):
-        exchange_diff_record(run_id=run_id, exchange_id=exchange_id)
+def _exchanges_finished(run_id: int, exchange_ids: set[int]) -> None:
+    """Diff the exchanges whose results in the run are all final: each exactly once, by whichever
+    worker wins the conditional update of the exchange's first result."""
+    busy = set(
+        ReplayResult.objects.filter(run_id=run_id, exchange_id__in=exchange_ids, state__in=OPEN).values_list(
+            "exchange_id", flat=True
+        )
+    )
+    undiffed = (
+        ReplayResult.objects.filter(run_id=run_id, exchange_id__in=exchange_ids - busy)
+        .values("exchange_id")
+        .annotate(first=Min("pk"), diffed=Max("diffed_at"))
+        .filter(diffed__isnull=True)
+    )
+    won = _diffs_claim([row["first"] for row in undiffed])
+    if won:
+        exchanges_diff_record(run_id=run_id, exchange_ids=won)
+
+
+def _diffs_claim(first_result_ids: list[int]) -> list[int]:
+    """Mark exchanges as diffed through their first result; returns the exchanges this call won.
+    UPDATE ... RETURNING (PostgreSQL, SQLite 3.35+) claims them all in one statement."""
+    if not first_result_ids:
+        return []
+    quote = connection.ops.quote_name
+    marks = ", ".join(["%s"] * len(first_result_ids))
+    sql = (
+        f"UPDATE {quote(ReplayResult._meta.db_table)} SET diffed_at = %s "  # noqa: S608 (names and placeholders only)
+        f"WHERE id IN ({marks}) AND diffed_at IS NULL RETURNING exchange_id"
+    )
+    diffed_at = ReplayResult._meta.get_field("diffed_at").get_db_prep_save(timezone.now(), connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [diffed_at, *first_result_ids])
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _run_complete_if_done(run_id: int) -> None:
     if ReplayResult.objects.filter(run_id=run_id, state__in=OPEN).exists():
         return
-    unfinished_diffs = ReplayResult.objects.filter(run_id=run_id, diffed_at__isnull=True).values(
-        "exchange_id"
+    undiffed = (
+        ReplayResult.objects.filter(run_id=run_id)
+        .values("exchange_id")
+        .annotate(diffed=Max("diffed_at"))
+        .filter(diffed__isnull=True)
+        .values_list("exchange_id", flat=True)
     )
-    for exchange_id in {row["exchange_id"] for row in unfinished_diffs}:
-        _exchange_finished(run_id, exchange_id)
+    _exchanges_finished(run_id, set(undiffed))
     ReplayRun.objects.filter(pk=run_id, status=ReplayRun.Status.RUNNING).update(
         status=ReplayRun.Status.COMPLETED, finished_at=timezone.now()
     )

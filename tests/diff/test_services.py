@@ -24,7 +24,7 @@ from migrations_audit.diff.selectors import (
 )
 from migrations_audit.diff.services import (
     changelog_rules_install,
-    exchange_diff_record,
+    exchanges_diff_record,
     request_findings_record,
 )
 from migrations_audit.models import (
@@ -159,7 +159,7 @@ def test_legacy_migration_finds_and_explains_the_five_changelog_entries(legacy_u
             "2023-06-01",
             complete_2023_06_01(stream=stream, completion_id="compl_01Run1abcdefgh"),
         )
-        exchange_diff_record(run_id=run.pk, exchange_id=exchange.pk)
+        exchanges_diff_record(run_id=run.pk, exchange_ids=[exchange.pk])
 
     breaking = not_noise(streamed).filter(classification="breaking")
     assert {d.rule.key for d in breaking} == {
@@ -209,9 +209,9 @@ def test_rediffing_is_idempotent_for_rows_and_aggregates(legacy_upstream):
     run = ReplayRun.objects.create(upstream=legacy_upstream, versions=["2023-01-01", "2023-06-01"])
     replayed(run, exchange, "2023-01-01", complete_2023_01_01())
     replayed(run, exchange, "2023-06-01", complete_2023_06_01())
-    exchange_diff_record(run_id=run.pk, exchange_id=exchange.pk)
+    exchanges_diff_record(run_id=run.pk, exchange_ids=[exchange.pk])
     first = sorted(Difference.objects.values_list("kind", "path", "signature"))
-    exchange_diff_record(run_id=run.pk, exchange_id=exchange.pk)
+    exchanges_diff_record(run_id=run.pk, exchange_ids=[exchange.pk])
     assert sorted(Difference.objects.values_list("kind", "path", "signature")) == first
     assert set(DifferenceSignature.objects.values_list("count", "exchanges")) == {(1, 1)}
     assert ComparisonTally.objects.get().exchanges == 1
@@ -323,7 +323,7 @@ def test_current_migration_request_check_then_replay_confirms(upstream):
         replayed(run, exchange, "2023-06-01", message_response(message_id=next(ids)), attempt=2)
         replayed(run, exchange, "2026-10-21", invalid_request(message))
     for exchange in [clean, *broken]:
-        exchange_diff_record(run_id=run.pk, exchange_id=exchange.pk)
+        exchanges_diff_record(run_id=run.pk, exchange_ids=[exchange.pk])
 
     assert not not_noise(clean).exists()
     assert {d.path for d in Difference.objects.filter(exchange=clean)} == {"/id"}
@@ -361,7 +361,7 @@ def test_a_replay_that_accepts_the_request_contradicts_the_finding(upstream):
     request_findings_record(exchanges=[exchange])
     run = ReplayRun.objects.create(upstream=upstream, versions=["2026-10-21"])
     replayed(run, exchange, "2026-10-21", message_response(message_id="msg_01Contradicts0"))
-    exchange_diff_record(run_id=run.pk, exchange_id=exchange.pk)
+    exchanges_diff_record(run_id=run.pk, exchange_ids=[exchange.pk])
     assert RequestFinding.objects.get().confirmed is False
 
 
@@ -375,7 +375,7 @@ def test_captured_response_is_compared_with_a_replay_of_another_version(upstream
     )
     run = ReplayRun.objects.create(upstream=upstream, versions=["2026-10-21"])
     replayed(run, exchange, "2026-10-21", invalid_request("temperature: Extra inputs are not permitted"))
-    exchange_diff_record(run_id=run.pk, exchange_id=exchange.pk)
+    exchanges_diff_record(run_id=run.pk, exchange_ids=[exchange.pk])
     [difference] = Difference.objects.filter(exchange=exchange)
     assert (
         difference.version_from,
@@ -403,7 +403,7 @@ def test_an_unexplained_breaking_difference_sorts_first(upstream):
     body["stop_details"] = None
     changed.body = json.dumps(body).encode()
     replayed(run, exchange, "2026-10-21", changed)
-    exchange_diff_record(run_id=run.pk, exchange_id=exchange.pk)
+    exchanges_diff_record(run_id=run.pk, exchange_ids=[exchange.pk])
     first, second = signatures_for_upstream(upstream=upstream)
     assert (first.kind, first.path, first.classification, first.rule) == (
         "type_changed",
@@ -434,11 +434,11 @@ def test_what_one_exchange_repeat_shows_varying_is_noise_for_the_others(upstream
         replayed(run, exchange, "2026-10-21", message_response(text="Hi! How can I help?"))
     replayed(run, sampled, "2023-06-01", message_response(text="Hey"), attempt=2)
 
-    exchange_diff_record(run_id=run.pk, exchange_id=first.pk)
+    exchanges_diff_record(run_id=run.pk, exchange_ids=[first.pk])
     assert Difference.objects.get(exchange=first).classification == "breaking"
 
-    exchange_diff_record(run_id=run.pk, exchange_id=sampled.pk)
-    exchange_diff_record(run_id=run.pk, exchange_id=last.pk)
+    exchanges_diff_record(run_id=run.pk, exchange_ids=[sampled.pk])
+    exchanges_diff_record(run_id=run.pk, exchange_ids=[last.pk])
     cross = Difference.objects.exclude(version_from=F("version_to"))
     assert set(cross.values_list("exchange", "path", "classification")) == {
         (exchange.pk, "/content/0/text", "noise") for exchange in exchanges
