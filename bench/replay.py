@@ -3,9 +3,10 @@ processes, on SQLite + the filesystem broker and on PostgreSQL + Redis.
 
     .venv/bin/python bench/replay.py [--exchanges 200] [--workers 1,2,4] [--only sqlite|postgres]
 
-Each configuration is a fresh install; the emulator answers (pinned to core 0); the upstream's limits
-are set far above what is reached, so the figure is our own overhead plus the emulator's. It also
-prints where a result's time goes: the HTTP request (ReplayAttempt.duration_ms) against the whole.
+Each configuration is a fresh install; the emulator answers (pinned to core 0, the workers run on
+either core); the upstream's limits are set far above what is reached, so the figure is our own
+overhead plus the emulator's. It also prints where the machine's time goes, per replayed request:
+CPU of the workers, of the emulator, and of everything else (PostgreSQL, Redis), and what was idle.
 """
 
 import argparse
@@ -14,7 +15,18 @@ import subprocess
 import sys
 import time
 
-from common import ROOT, django_shell, emulator, install, manage, upstream_setup, wait
+from common import (
+    ROOT,
+    cpu_seconds,
+    django_shell,
+    emulator,
+    install,
+    machine_cpu_seconds,
+    manage,
+    upstream_setup,
+    user_cpu_seconds,
+    wait,
+)
 
 RECORD = """
 import json
@@ -47,17 +59,42 @@ print(json.dumps({
 """
 
 
+# The machine's Redis (the broker of the PostgreSQL configuration), not one a test started.
+REDIS_PIDS = [
+    int(line.split()[0])
+    for line in subprocess.run(
+        ["pgrep", "-af", "redis-server"], capture_output=True, text=True
+    ).stdout.splitlines()
+    if ":6379" in line
+]
+
+
+def run_status(env: dict) -> str:
+    sql = "SELECT status FROM migrations_audit_replayrun"
+    if "DATABASE_URL" in env:
+        import psycopg
+
+        with psycopg.connect(env["DATABASE_URL"].replace("postgres://", "postgresql://")) as connection:
+            row = connection.execute(sql).fetchone()
+    else:
+        import sqlite3
+
+        connection = sqlite3.connect(f"{env['MIGRATION_AUDIT_VAR_DIR']}/db.sqlite3")
+        try:
+            row = connection.execute(sql).fetchone()
+        finally:
+            connection.close()
+    return row[0] if row else "pending"
+
+
 def measure(database: str, broker: str, workers: int, exchanges: int) -> dict:
-    with install(database=database, broker=broker) as env, emulator(env) as (url, _):
+    with install(database=database, broker=broker) as env, emulator(env) as (url, upstream):
         upstream_setup(env, url)
         django_shell(env, RECORD.format(count=exchanges))
         env = {**env, "REPLAY_RECONCILE_SECONDS": "60"}
         children = [
             subprocess.Popen(
                 [
-                    "taskset",
-                    "-c",
-                    "1",
                     sys.executable,
                     "-m",
                     "celery",
@@ -83,6 +120,17 @@ def measure(database: str, broker: str, workers: int, exchanges: int) -> dict:
         ]
         try:
             time.sleep(4)  # workers connect
+
+            def cpu():
+                return (
+                    sum(cpu_seconds(child.pid) for child in children),
+                    cpu_seconds(upstream.pid),
+                    user_cpu_seconds("postgres"),
+                    sum(cpu_seconds(pid) for pid in REDIS_PIDS),
+                )
+
+            cpu_before = cpu()
+            machine_before = machine_cpu_seconds()
             started = time.monotonic()
             manage(
                 env,
@@ -96,10 +144,14 @@ def measure(database: str, broker: str, workers: int, exchanges: int) -> dict:
             )
 
             def finished():
-                return json.loads(django_shell(env, STATS).strip().splitlines()[-1])["status"] != "running"
+                # Straight from the database: a Django process per poll would cost more CPU than
+                # the workers being measured.
+                return run_status(env) not in ("pending", "running")
 
             wait(finished, timeout=600)
             wall = time.monotonic() - started
+            machine_after = machine_cpu_seconds()
+            cpu_after = cpu()
             stats = json.loads(django_shell(env, STATS).strip().splitlines()[-1])
         finally:
             for child in children:
@@ -107,17 +159,27 @@ def measure(database: str, broker: str, workers: int, exchanges: int) -> dict:
             for child in children:
                 child.wait(timeout=30)
     seconds = stats["seconds"] or wall
+    total = stats["total"]
+    worker_cpu, emulator_cpu, database_cpu, redis_cpu = (
+        after - before for after, before in zip(cpu_after, cpu_before, strict=True)
+    )
+    busy = machine_after[0] - machine_before[0]
+    idle = machine_after[1] - machine_before[1]
     return {
         "database": database,
         "broker": broker,
         "workers": workers,
-        "requests": stats["total"],
+        "requests": total,
         "done": stats["done"],
-        "requests_per_s": round(stats["total"] / seconds, 1),
+        "requests_per_s": round(total / seconds, 1),
         "http_ms_avg": round(stats["http_ms"] or 0, 2),
-        "overhead_ms_per_request": round(
-            seconds * 1000 * workers / stats["total"] - (stats["http_ms"] or 0), 2
-        ),
+        # Where the machine's time went, per replayed request. PostgreSQL and Redis are the whole
+        # servers (run it on a quiet machine); SQLite's work is inside the workers.
+        "worker_cpu_ms": round(worker_cpu * 1000 / total, 2),
+        "emulator_cpu_ms": round(emulator_cpu * 1000 / total, 2),
+        "postgres_cpu_ms": round(database_cpu * 1000 / total, 2),
+        "redis_cpu_ms": round(redis_cpu * 1000 / total, 2),
+        "idle_percent": round(100 * idle / (busy + idle)),
     }
 
 
@@ -133,14 +195,32 @@ def main():
     rows = [
         measure(db, broker, int(n), args.exchanges) for db, broker in configs for n in args.workers.split(",")
     ]
-    header = ("database", "broker", "workers", "requests", "req/s", "http ms", "overhead ms")
-    print("{:10} {:11} {:>7} {:>8} {:>8} {:>8} {:>11}".format(*header))
+    header = (
+        "database",
+        "broker",
+        "workers",
+        "requests",
+        "req/s",
+        "http ms",
+        "worker",
+        "emulator",
+        "pg",
+        "redis",
+        "idle",
+    )
+    print("{:10} {:11} {:>7} {:>8} {:>7} {:>7} {:>7} {:>8} {:>6} {:>6} {:>5}".format(*header))
     for row in rows:
         print(
             f"{row['database']:10} {row['broker']:11} {row['workers']:>7} {row['requests']:>8} "
-            f"{row['requests_per_s']:>8} {row['http_ms_avg']:>8} {row['overhead_ms_per_request']:>11}"
+            f"{row['requests_per_s']:>7} {row['http_ms_avg']:>7} {row['worker_cpu_ms']:>7} "
+            f"{row['emulator_cpu_ms']:>8} {row['postgres_cpu_ms']:>6} {row['redis_cpu_ms']:>6} "
+            f"{row['idle_percent']:>4}%"
         )
-    print("(overhead: worker time per request not spent on the HTTP answer: claims, limits, DB, broker)")
+    print(
+        "(http ms: the average answer time of a request; worker, emulator, pg, redis: CPU milliseconds "
+        "per replayed request spent by each; idle: the share of the whole machine's CPU left unused, "
+        "whatever else runs on it)"
+    )
 
 
 if __name__ == "__main__":
