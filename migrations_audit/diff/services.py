@@ -141,7 +141,18 @@ def exchanges_diff_record(*, run_id: int, exchange_ids: list[int]) -> None:
     aggregates of a signature that many exchanges share are updated once.
     """
     run = ReplayRun.objects.select_related("upstream").get(pk=run_id)
-    exchanges = Exchange.objects.filter(pk__in=exchange_ids).order_by("pk")
+    # The recorded response is compared only when the run did not replay the recorded version (or
+    # its replay failed: then it is loaded on access); most of the time it need not be read at all.
+    recorded_replayed = Q(api_version__in=run.versions)
+    exchanges = sorted(
+        [
+            *Exchange.objects.filter(recorded_replayed, pk__in=exchange_ids).defer(
+                "response_headers", "response_body", "response_events"
+            ),
+            *Exchange.objects.filter(~recorded_replayed, pk__in=exchange_ids),
+        ],
+        key=lambda exchange: exchange.pk,
+    )
     results: dict[int, list[ReplayResult]] = {}
     done = ReplayResult.objects.filter(run=run, exchange_id__in=exchange_ids, state=ReplayResult.Status.DONE)
     for result in done.order_by("attempt", "pk"):

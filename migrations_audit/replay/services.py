@@ -42,6 +42,8 @@ LEASE = timedelta(seconds=settings.REPLAY_LEASE_SECONDS)
 # retried too, up to the limit; every other status is a result, a 400 included.
 RETRY_LATER = {429, 529}
 SHORT_WAIT = 1.0
+# What replay never reads of the recorded exchange: its response (the diff loads it when needed).
+RECORDED_RESPONSE = ("response_headers", "response_body", "response_events")
 
 
 class ReplayError(ValueError):
@@ -237,6 +239,7 @@ def results_execute(*, result_ids: list[int]) -> None:
     attempt, queue what must be retried, and diff the exchanges whose results are all final."""
     results = list(
         ReplayResult.objects.select_related("run__upstream", "exchange")
+        .defer(*(f"exchange__{name}" for name in RECORDED_RESPONSE))
         .filter(pk__in=result_ids, state__in=OPEN)
         .order_by("pk")
     )
@@ -251,6 +254,7 @@ def results_execute(*, result_ids: list[int]) -> None:
         wait = min((r.not_before - now).total_seconds() for r in later)
         _queue([r.pk for r in later], countdown=wait)
     most = ratelimit.batch_size(upstream=upstream, max_wait=SHORT_WAIT)
+    key = core_services.upstream_replay_key(upstream=upstream) or ""
     while ready:
         claim = _claim(run, upstream, ready[:most])
         if not claim.run_active:
@@ -268,9 +272,7 @@ def results_execute(*, result_ids: list[int]) -> None:
             break
         requests = []
         for index, result in enumerate(claimed):
-            url, headers, body = replay_request(
-                exchange=result.exchange, upstream=upstream, version=result.version
-            )
+            url, headers, body = _request_for(result.exchange, upstream, result.version, key)
             requests.append(
                 ReplayRequest(
                     result.exchange.method, url, headers, body, start_after=reservation.start_after(index)
@@ -345,13 +347,17 @@ _sender = Sender()
 def replay_request(*, exchange: Exchange, upstream: Upstream, version: str) -> tuple[str, dict, bytes]:
     """The recorded request with only the version changed, the replay credential as its key, and
     max_tokens clamped. Recorded keys (stored as fingerprints) and masked values are never sent."""
+    key = core_services.upstream_replay_key(upstream=upstream) or ""
+    return _request_for(exchange, upstream, version, key)
+
+
+def _request_for(exchange: Exchange, upstream: Upstream, version: str, key: str) -> tuple[str, dict, bytes]:
     headers = {
         name: value
         for name, value in exchange.request_headers.items()
         if name not in HOP_BY_HOP and name not in ("x-api-key", "authorization") and value != MASK
     }
     headers[upstream.version_header] = version
-    key = core_services.upstream_replay_key(upstream=upstream) or ""
     header = upstream.replay_key_header.lower()
     headers[header] = f"Bearer {key}" if header == "authorization" else key
     body = bytes(exchange.request_body or b"")
@@ -482,7 +488,8 @@ def _tokens_count(run_id: int, tokens: int) -> None:
 def _tokens_used(outcome: Outcome) -> int:
     documents = []
     if outcome.events:
-        documents = [_json(event["data"]) for event in outcome.events]
+        # Usage comes in message_start and message_delta: no need to parse every text delta.
+        documents = [_json(event["data"]) for event in outcome.events if "usage" in event["data"]]
     elif outcome.body:
         documents = [_json(outcome.body)]
     total = 0
