@@ -7,6 +7,7 @@ are comments; several `data:` lines join with '\n'; a stream that ends without a
 still dispatches its last event (`close()`), unlike a browser, because a recorder must not lose it.
 """
 
+import json
 from dataclasses import dataclass
 
 
@@ -164,3 +165,20 @@ def parse_sse(data: bytes) -> list[SseEvent]:
     """Parse a whole stream at once."""
     parser = SseParser()
     return parser.feed(data) + parser.close()
+
+
+def stream_malformation(events: list[dict]) -> str:
+    """Why the event stream of a JSON API is malformed, or '' when it is not: an event whose data is
+    not JSON. Keep-alive pings and the `[DONE]` sentinel are exempt: the legacy streams send a bare
+    timestamp as a ping's data. Such a stream is an error of the upstream (or of something between),
+    not an answer to compare."""
+    for number, event in enumerate(events, start=1):
+        data = event.get("data", "")
+        if data == "[DONE]" or event.get("event") == "ping":
+            continue
+        try:
+            json.loads(data)
+        except (ValueError, RecursionError):
+            name = event.get("event") or "unnamed"
+            return f"malformed event stream: event {number} ({name}) does not carry JSON"
+    return ""

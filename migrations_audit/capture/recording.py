@@ -10,7 +10,7 @@ from datetime import datetime
 
 from migrations_audit.models import Client, Exchange, Upstream
 from migrations_audit.secrets import api_key_from_headers, key_fingerprint, mask_body, mask_headers
-from migrations_audit.sse import parse_sse
+from migrations_audit.sse import parse_sse, stream_malformation
 from migrations_audit.tracking.sdk import sdk_describe
 
 CLIENT_HEADER = "x-audit-client"
@@ -126,7 +126,7 @@ def exchange_build(
         response_events=events or [],
         duration_ms=captured.duration_ms,
         first_byte_ms=captured.first_byte_ms,
-        error=captured.error[:500],
+        error=(captured.error or (stream_malformation(events or []) if streamed else ""))[:500],
         content_hash=content_hash(method=captured.method, path=path, body=request_body, version=version),
     )
     return exchange, identity

@@ -179,7 +179,12 @@ def _exchange_compare(run: ReplayRun, exchange: Exchange, results, rules, known_
         else:
             repeats.setdefault(result.version, []).append(snapshot)
     replayed = dict(primary)
-    if exchange.api_version and exchange.api_version not in primary and exchange.status is not None:
+    if (
+        exchange.api_version
+        and exchange.api_version not in primary
+        and exchange.status is not None
+        and not exchange.error  # a failed or malformed answer is an error to show, not to compare
+    ):
         primary[exchange.api_version] = snapshot_from_exchange(exchange)
 
     # Noise, Diffy-style: the same version called twice. This exchange's own repeats, plus what

@@ -40,7 +40,7 @@ MODELS = (
     ("claude-v1.3", "Claude v1.3"),
 )
 MODEL_IDS = frozenset(model for model, _ in MODELS)
-FAULTS = ("rate_limit", "overloaded", "server_error", "stream_error", "drop")
+FAULTS = ("rate_limit", "overloaded", "server_error", "stream_error", "drop", "malformed_stream")
 _ALPHABET = string.ascii_letters + string.digits
 # Random bytes to id characters in one `translate`: choosing each character apart took half of the
 # time of a whole JSON answer. The slight bias of `% 62` does not matter for ids that only must vary.
@@ -612,6 +612,12 @@ def _stream_response(events: list[bytes], *, fault: str, error_at: int, line_end
         ]
     elif fault == "drop":
         drop_after = max(1, error_at)
+    elif fault == "malformed_stream":
+        # What a broken upstream or middlebox sends: one event's JSON cut short, the stream going on.
+        event = events[error_at]
+        data_at = event.index(b"data: ") + len(b"data: ")
+        cut = data_at + (len(event) - data_at) // 2
+        events = [*events[:error_at], event[:cut] + line_end.encode() * 2, *events[error_at + 1 :]]
     return EmulatedResponse(
         status=200,
         headers=[("content-type", "text/event-stream; charset=utf-8"), ("cache-control", "no-cache")],

@@ -15,7 +15,7 @@ import aiohttp
 from django.conf import settings
 from django.utils import timezone
 
-from migrations_audit.sse import SseParser
+from migrations_audit.sse import SseParser, stream_malformation
 
 
 @dataclass
@@ -92,6 +92,7 @@ class Sender:
                     at = (time.perf_counter() - started) * 1000
                     events.extend(event.as_dict(t_ms=at) for event in parser.close())
                     outcome.events = events
+                    outcome.error = stream_malformation(events)
         except (aiohttp.ClientError, TimeoutError) as error:
             outcome.error = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
         outcome.body = b"".join(chunks)
