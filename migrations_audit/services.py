@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from migrations_audit import crypto
-from migrations_audit.models import ApiToken, ApiVersion, Client, Membership, Team, Upstream, WorkerHeartbeat
+from migrations_audit.models import ApiToken, ApiVersion, Membership, Team, Upstream, WorkerHeartbeat
 
 # Anthropic's versions and endpoints: the defaults of a new upstream whose version header is
 # anthropic-version (see shared/reference/anthropic-versions.md).
@@ -134,15 +134,3 @@ def worker_heartbeat_record(*, hostname: str) -> WorkerHeartbeat:
         hostname=hostname, defaults={"seen_at": timezone.now()}
     )
     return heartbeat
-
-
-def client_for_identity(*, upstream: Upstream, kind: str, identity: str, seen_at=None) -> Client:
-    seen_at = seen_at or timezone.now()
-    client, created = Client.objects.get_or_create(
-        upstream=upstream,
-        identity=identity,
-        defaults={"kind": kind, "first_seen_at": seen_at, "last_seen_at": seen_at},
-    )
-    if not created and (client.last_seen_at is None or client.last_seen_at < seen_at):
-        Client.objects.filter(pk=client.pk).update(last_seen_at=seen_at)
-    return client

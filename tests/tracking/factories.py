@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from migrations_audit import services
+from migrations_audit.capture.recording import ClientIdentity
+from migrations_audit.capture.services import clients_resolve
 from migrations_audit.diff.services import request_findings_record
 from migrations_audit.models import Client, Exchange
 from migrations_audit.secrets import api_key_from_headers, key_fingerprint, mask_headers
@@ -70,14 +71,10 @@ def exchange_store(
     started_at = started_at or timezone.now()
     key = api_key_from_headers(headers)
     masked = mask_headers(headers)
-    client = services.client_for_identity(
-        upstream=upstream, kind=Client.Kind.KEY, identity=key_fingerprint(key), seen_at=started_at
-    )
     raw = json.dumps(body).encode()
     version = masked.get(upstream.version_header, "")
-    exchange = Exchange.objects.create(
+    exchange = Exchange(
         upstream=upstream,
-        client=client,
         started_at=started_at,
         method="POST",
         path=path,
@@ -91,6 +88,9 @@ def exchange_store(
         streamed=bool(body.get("stream")) if streamed is None else streamed,
         content_hash=hashlib.sha256(raw + version.encode() + started_at.isoformat().encode()).hexdigest(),
     )
+    identity = ClientIdentity(kind=Client.Kind.KEY, identity=key_fingerprint(key))
+    exchange.client = clients_resolve(upstream=upstream, seen=[(identity, exchange)])[identity.identity]
+    exchange.save()
     # Capture checks each request against the target version's request rules as it stores it.
     request_findings_record(exchanges=[exchange])
     return exchange
