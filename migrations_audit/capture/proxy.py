@@ -25,6 +25,9 @@ from .services import exchanges_record
 
 logger = logging.getLogger(__name__)
 UPSTREAM_CACHE_SECONDS = 5.0
+# While the database is away, an upstream's cached settings are used and read again this often.
+ROUTE_RETRY_SECONDS = 1.0
+MAX_CACHED_ROUTES = 1000
 BATCH_WINDOW_SECONDS = 0.2
 # How long the recorder keeps retrying a batch while the database is away (about two minutes).
 RETRY_DELAYS = (1, 2, 4, 8, 15, 30, 30, 30)
@@ -148,7 +151,13 @@ class ProxyApp:
             rest = scope["path"].removeprefix("/proxy/")
             slug, _, path = rest.partition("/")
             path = "/" + path
-        route = await self._route(slug)
+        try:
+            route = await self._route(slug)
+        except RouteUnavailable:
+            await _send_error(
+                send, 503, "api_error", "The proxy cannot read its settings: the database is unavailable."
+            )
+            return
         if route is None:
             await _send_error(send, 404, "not_found_error", f"No upstream named {slug!r} is configured.")
             return
@@ -159,7 +168,20 @@ class ProxyApp:
         now = time.monotonic()
         if cached and cached[0] > now:
             return cached[1]
-        route = await sync_to_async(_load_route, thread_sensitive=False)(slug)
+        try:
+            route = await sync_to_async(_load_route, thread_sensitive=False)(slug)
+        except Exception as error:
+            if cached is None:
+                raise RouteUnavailable from error
+            # The database is away: keep proxying with the settings last read, and look again soon.
+            logger.warning("reading upstream %r failed; using its cached settings", slug, exc_info=True)
+            self._routes[slug] = (now + ROUTE_RETRY_SECONDS, cached[1])
+            return cached[1]
+        if len(self._routes) >= MAX_CACHED_ROUTES and slug not in self._routes:
+            # Any slug may be asked for: forget the unknown ones rather than grow without bound.
+            self._routes = {key: entry for key, entry in self._routes.items() if entry[1] is not None}
+            if len(self._routes) >= MAX_CACHED_ROUTES:
+                self._routes.clear()
         self._routes[slug] = (now + UPSTREAM_CACHE_SECONDS, route)
         return route
 
@@ -278,6 +300,10 @@ class ProxyApp:
 
 class UpstreamDropped(Exception):
     pass
+
+
+class RouteUnavailable(Exception):
+    """An upstream's settings could not be read, and none were cached."""
 
 
 def upstream_url(base_url: str, path: str, query: str) -> str | None:
