@@ -8,8 +8,12 @@ queue that a background writer drains into the database. The client never waits 
 import asyncio
 import json
 import logging
+import os
+import socket
 import time
-from dataclasses import dataclass
+import uuid
+from collections import defaultdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 import aiohttp
@@ -21,7 +25,7 @@ from migrations_audit.models import Upstream
 from migrations_audit.sse import SseParser
 
 from .recording import CLIENT_HEADER, HOP_BY_HOP, CapturedExchange, is_event_stream
-from .services import exchanges_record
+from .services import exchanges_record, recorder_totals_record
 
 logger = logging.getLogger(__name__)
 UPSTREAM_CACHE_SECONDS = 5.0
@@ -46,26 +50,44 @@ class UpstreamRoute:
     record_one_in: int
 
 
-class Recorder:
-    """Takes finished exchanges off the request path and writes them in batches from a thread."""
+@dataclass
+class UpstreamTally:
+    """What a recorder did with one upstream's exchanges since its process started."""
 
-    def __init__(self, *, max_pending: int = 10_000, batch_size: int = 200):
+    recorded: int = 0
+    dropped: int = 0
+    failed: int = 0
+
+
+class Recorder:
+    """Takes finished exchanges off the request path and writes them in batches from a thread.
+
+    Every exchange ends up recorded, dropped (queue full) or failed (the database stayed away past the
+    retries), counted per upstream; the totals are stored every `report_seconds` once the database
+    answers, so the dashboard can say what is missing."""
+
+    def __init__(self, *, name: str = "proxy", max_pending: int | None = None, batch_size: int = 200):
         self.queue: asyncio.Queue | None = None
-        self.max_pending = max_pending
+        self.max_pending = max_pending or settings.MIGRATION_AUDIT_RECORDER_MAX_PENDING
         self.batch_size = batch_size
-        self.recorded = 0
-        self.dropped = 0
-        self.failed = 0
-        self._writer: asyncio.Task | None = None
+        self.report_seconds = settings.MIGRATION_AUDIT_RECORDER_REPORT_SECONDS
+        self.tallies: dict[int, UpstreamTally] = defaultdict(UpstreamTally)
+        # Two listeners may share a process (dashboard.asgi builds both), hence the random part.
+        self.identity = f"{socket.gethostname()} pid {os.getpid()} {name} {uuid.uuid4().hex[:6]}"
+        self.started_at = datetime.now(UTC)
+        self._stored_totals: dict | None = None
+        self._tasks: list[asyncio.Task] = []
 
     def submit(self, upstream_pk: int, captured: CapturedExchange) -> None:
         if self.queue is None:
             self.queue = asyncio.Queue()
-            self._writer = asyncio.get_running_loop().create_task(self._drain())
+            loop = asyncio.get_running_loop()
+            self._tasks = [loop.create_task(self._drain()), loop.create_task(self._report_every())]
         if self.queue.qsize() >= self.max_pending:
             # Never hold client traffic hostage to a slow database: count what could not be kept.
-            self.dropped += 1
-            logger.warning("recording queue full: exchange dropped (%d dropped so far)", self.dropped)
+            self.tallies[upstream_pk].dropped += 1
+            dropped = self.tallies[upstream_pk].dropped
+            logger.warning("recording queue full: exchange dropped (%d for this upstream so far)", dropped)
             return
         self.queue.put_nowait((upstream_pk, captured))
 
@@ -81,24 +103,55 @@ class Recorder:
                 self.queue.task_done()
 
     async def _write(self, batch) -> None:
-        by_upstream: dict[int, list[CapturedExchange]] = {}
+        unwritten: dict[int, list[CapturedExchange]] = {}
         for upstream_pk, captured in batch:
-            by_upstream.setdefault(upstream_pk, []).append(captured)
+            unwritten.setdefault(upstream_pk, []).append(captured)
         for attempt, delay in enumerate(RETRY_DELAYS, start=1):
-            try:
-                await sync_to_async(_store, thread_sensitive=False)(by_upstream)
-                self.recorded += len(batch)
+            # One transaction per upstream: a retry writes only what is not written yet, never twice.
+            for upstream_pk in list(unwritten):
+                try:
+                    await sync_to_async(_store, thread_sensitive=False)({upstream_pk: unwritten[upstream_pk]})
+                except Exception:
+                    # The database may be restarting: keep the exchanges and try again for a while.
+                    logger.exception(
+                        "recording %d exchanges failed (attempt %d)", len(unwritten[upstream_pk]), attempt
+                    )
+                else:
+                    self.tallies[upstream_pk].recorded += len(unwritten.pop(upstream_pk))
+            if not unwritten:
                 return
-            except Exception:
-                # The database may be restarting: keep the batch and try again for a while.
-                logger.exception("recording a batch of %d exchanges failed (attempt %d)", len(batch), attempt)
-                await asyncio.sleep(delay)
-        logger.error("gave up recording %d exchanges: the database stayed unavailable", len(batch))
-        self.failed += len(batch)
+            await asyncio.sleep(delay)
+        for upstream_pk, exchanges in unwritten.items():
+            logger.error("gave up recording %d exchanges: the database stayed unavailable", len(exchanges))
+            self.tallies[upstream_pk].failed += len(exchanges)
+
+    async def _report_every(self) -> None:
+        while True:
+            await asyncio.sleep(self.report_seconds)
+            await self.report()
+
+    async def report(self) -> None:
+        """Store the totals per upstream if they changed; while the database is away they wait for
+        the next report, which carries them (they are totals, not increments)."""
+        totals = {pk: asdict(tally) for pk, tally in self.tallies.items()}
+        if not totals or totals == self._stored_totals:
+            return
+        try:
+            await sync_to_async(_store_totals, thread_sensitive=False)(self.identity, self.started_at, totals)
+        except Exception:
+            logger.warning("storing the recorder totals failed; the next report carries them", exc_info=True)
+            return
+        self._stored_totals = totals
 
     def counts(self) -> dict:
         pending = self.queue.qsize() if self.queue is not None else 0
-        return {"recorded": self.recorded, "pending": pending, "dropped": self.dropped, "failed": self.failed}
+        tallies = self.tallies.values()
+        return {
+            "recorded": sum(tally.recorded for tally in tallies),
+            "pending": pending,
+            "dropped": sum(tally.dropped for tally in tallies),
+            "failed": sum(tally.failed for tally in tallies),
+        }
 
     async def flush(self) -> None:
         if self.queue is not None:
@@ -113,12 +166,19 @@ def _store(by_upstream: dict[int, list[CapturedExchange]]) -> None:
         exchanges_record(upstream=upstream, captured=by_upstream[upstream.pk], source="proxy")
 
 
+def _store_totals(identity: str, started_at: datetime, totals: dict[int, dict[str, int]]) -> None:
+    from django.db import close_old_connections
+
+    close_old_connections()
+    recorder_totals_record(recorder=identity, started_at=started_at, totals=totals)
+
+
 class ProxyApp:
     """Serves /proxy/<slug>/<path> (prefix mode), or every path for one upstream (root mode)."""
 
     def __init__(self, *, root_slug: str | None = None):
         self.root_slug = root_slug
-        self.recorder = Recorder()
+        self.recorder = Recorder(name=f"root listener ({root_slug})" if root_slug else "prefix listener")
         self._routes: dict[str, tuple[float, UpstreamRoute | None]] = {}
         self._client: aiohttp.ClientSession | None = None
         self._counter = 0
@@ -292,6 +352,7 @@ class ProxyApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.recorder.flush()
+                await self.recorder.report()
                 if self._client is not None:
                     await self._client.close()
                 await send({"type": "lifespan.shutdown.complete"})
