@@ -276,20 +276,30 @@ class ProxyApp:
             request_body=body,
             started_at=started_at,
         )
+        response = None
         try:
             response = await self.client.request(
                 scope["method"], url, headers=forwarded, data=body, allow_redirects=False
             )
+            # The status is passed on only once the body starts: an upstream that sends its headers
+            # and then stalls or hangs up still gets the client a 504 or 502, not a truncated 200.
+            first_chunk = await response.content.readany()
         except TimeoutError as error:
-            captured.error = f"upstream timed out: {error}"
+            if response is not None:
+                response.close()
+            captured.error = f"upstream timed out: {type(error).__name__}: {error}"
             await _send_error(send, 504, "api_error", "The upstream API did not answer in time.")
             self._record(route, captured, started, status=504)
             return
         except aiohttp.ClientError as error:
+            if response is not None:
+                response.close()
             captured.error = f"upstream unreachable: {type(error).__name__}: {error}"
             await _send_error(send, 502, "api_error", "The upstream API could not be reached.")
             self._record(route, captured, started, status=502)
             return
+        if first_chunk:
+            captured.first_byte_ms = (time.perf_counter() - started) * 1000
         captured.status = response.status
         raw_headers = [
             (name, value)
@@ -306,7 +316,7 @@ class ProxyApp:
         events = [] if streamed else None
         disconnected = asyncio.ensure_future(_wait_disconnect(receive)) if streamed else None
         try:
-            async for chunk in response.content.iter_any():
+            async for chunk in _chunks(first_chunk, response.content):
                 if captured.first_byte_ms is None:
                     captured.first_byte_ms = (time.perf_counter() - started) * 1000
                 chunks.append(chunk)
@@ -419,6 +429,13 @@ async def _read_body(receive, *, limit: int) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
+
+
+async def _chunks(first: bytes, content: aiohttp.StreamReader):
+    if first:
+        yield first
+    async for chunk in content.iter_any():
+        yield chunk
 
 
 async def _wait_disconnect(receive) -> None:
