@@ -76,6 +76,7 @@ class Recorder:
         self.identity = f"{socket.gethostname()} pid {os.getpid()} {name} {uuid.uuid4().hex[:6]}"
         self.started_at = datetime.now(UTC)
         self._stored_totals: dict | None = None
+        self._writing = 0  # taken off the queue, not yet written or given up on
         self._tasks: list[asyncio.Task] = []
 
     def submit(self, upstream_pk: int, captured: CapturedExchange) -> None:
@@ -94,10 +95,12 @@ class Recorder:
     async def _drain(self) -> None:
         while True:
             batch = [await self.queue.get()]
+            self._writing = 1
             # Let a batch gather: one write of many exchanges costs far less than many writes of one.
             await asyncio.sleep(BATCH_WINDOW_SECONDS)
             while len(batch) < self.batch_size and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
+            self._writing = len(batch)
             await self._write(batch)
             for _ in batch:
                 self.queue.task_done()
@@ -117,13 +120,16 @@ class Recorder:
                         "recording %d exchanges failed (attempt %d)", len(unwritten[upstream_pk]), attempt
                     )
                 else:
-                    self.tallies[upstream_pk].recorded += len(unwritten.pop(upstream_pk))
+                    written = len(unwritten.pop(upstream_pk))
+                    self.tallies[upstream_pk].recorded += written
+                    self._writing -= written
             if not unwritten:
                 return
             await asyncio.sleep(delay)
         for upstream_pk, exchanges in unwritten.items():
             logger.error("gave up recording %d exchanges: the database stayed unavailable", len(exchanges))
             self.tallies[upstream_pk].failed += len(exchanges)
+            self._writing -= len(exchanges)
 
     async def _report_every(self) -> None:
         while True:
@@ -144,7 +150,9 @@ class Recorder:
         self._stored_totals = totals
 
     def counts(self) -> dict:
-        pending = self.queue.qsize() if self.queue is not None else 0
+        # Every exchange submitted is counted once: recorded, pending (queued or being written),
+        # dropped or failed.
+        pending = (self.queue.qsize() if self.queue is not None else 0) + self._writing
         tallies = self.tallies.values()
         return {
             "recorded": sum(tally.recorded for tally in tallies),
