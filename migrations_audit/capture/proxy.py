@@ -77,7 +77,7 @@ class Recorder:
         self.started_at = datetime.now(UTC)
         self._stored_totals: dict | None = None
         self._writing = 0  # taken off the queue, not yet written or given up on
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task] = []  # held: the event loop keeps only weak references
 
     def submit(self, upstream_pk: int, captured: CapturedExchange) -> None:
         if self.queue is None:
