@@ -2,13 +2,16 @@
 
     .venv/bin/python bench/soak.py [--clients 1000] [--seconds 60]
 
-Prints errors (should be 0) and the resident memory of every process (proxy, emulator, worker),
-sampled every 5 s: flat lines mean nothing accumulates. Streams are kept open by the emulator's
-per-event delay and started again as they end, so `--clients` stay open the whole time.
+Prints errors (should be 0) and the resident memory of every process (proxy, emulator, worker):
+before the clients start, after `--warmup` seconds (by then every connection is open and every pool
+full), at the end, and the growth after warm-up; then every 5-s sample. Growth after warm-up is what
+would accumulate. Streams are kept open by the emulator's per-event delay and started again as they
+end, so `--clients` stay open the whole time.
 """
 
 import argparse
 import asyncio
+import itertools
 import json
 import subprocess
 import sys
@@ -47,6 +50,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--warmup", type=float, default=15, help="seconds before memory should be flat")
     args = parser.parse_args()
     with install() as env, emulator(env, core=None) as (emu, emu_process):
         upstream_setup(env, emu, rps=20, concurrency=4)
@@ -92,26 +96,31 @@ def main():
             )
             state = {"streams": 0, "errors": 0}
             samples = []
+            milestones = {}
             done = threading.Event()
+            started = time.monotonic()
+
+            def rss_now() -> tuple[float, float, float]:
+                return rss_mb(proxy.pid), rss_mb(emu_process.pid), rss_mb(worker.pid)
 
             def sample():
-                started = time.monotonic()
-                while not done.is_set():
-                    samples.append(
-                        (
-                            round(time.monotonic() - started),
-                            rss_mb(proxy.pid),
-                            rss_mb(emu_process.pid),
-                            rss_mb(worker.pid),
-                        )
-                    )
-                    done.wait(5)
+                # Every second, for the warm-up milestone; a sample every 5 s for the table.
+                for tick in itertools.count():
+                    elapsed = time.monotonic() - started
+                    if "after warm-up" not in milestones and elapsed >= args.warmup:
+                        milestones["after warm-up"] = (elapsed, *rss_now())
+                    if tick % 5 == 0:
+                        samples.append((elapsed, *rss_now()))
+                    if done.wait(1):
+                        return
 
+            milestones["start"] = (0.0, *rss_now())
             sampler = threading.Thread(target=sample)
             sampler.start()
             asyncio.run(
                 clients(f"http://127.0.0.1:{port}/proxy/anthropic", args.clients, args.seconds, state)
             )
+            milestones["end"] = (time.monotonic() - started, *rss_now())
             done.set()
             sampler.join()
             health = httpx.get(f"http://127.0.0.1:{port}/__audit/healthz").json()
@@ -127,9 +136,18 @@ def main():
         f"{state['errors']} errors; worker replayed {replayed.splitlines()[-1]} requests meanwhile"
     )
     print(f"recorder: {json.dumps(health)}")
-    print(f"{'t (s)':>6} {'proxy MB':>9} {'emulator MB':>12} {'worker MB':>10}")
+    header = f"{'':>22} {'t (s)':>6} {'proxy MB':>9} {'emulator MB':>12} {'worker MB':>10}"
+    print(header)
+    for name, row in milestones.items():
+        print(f"{name:>22} {row[0]:>6.0f} {row[1]:>9} {row[2]:>12} {row[3]:>10}")
+    if "after warm-up" in milestones:
+        warm, end = milestones["after warm-up"], milestones["end"]
+        growth = [f"{end[i] - warm[i]:+.1f}" for i in (1, 2, 3)]
+        print(f"{'growth after warm-up':>22} {end[0] - warm[0]:>6.0f} ", end="")
+        print(f"{growth[0]:>9} {growth[1]:>12} {growth[2]:>10}")
+    print("every 5 s:")
     for row in samples:
-        print(f"{row[0]:>6} {row[1]:>9} {row[2]:>12} {row[3]:>10}")
+        print(f"{'':>22} {row[0]:>6.0f} {row[1]:>9} {row[2]:>12} {row[3]:>10}")
 
 
 if __name__ == "__main__":

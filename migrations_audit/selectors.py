@@ -3,12 +3,12 @@
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Max, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from migrations_audit.models import Exchange, Membership, Team, TrafficDay, Upstream
+from migrations_audit.models import Exchange, Membership, RecorderTotals, Team, TrafficDay, Upstream
 
 
 def teams_for_user(*, user) -> QuerySet[Team]:
@@ -57,6 +57,16 @@ def traffic_summary(*, upstream: Upstream, days: int = 30) -> dict:
         ),
         "total": rollup.aggregate(n=Sum("count"))["n"] or 0,
     }
+
+
+def recording_losses(*, upstream: Upstream) -> dict | None:
+    """Exchanges the proxy answered but did not record, summed over its processes, or None if none:
+    `dropped` (its queue was full), `failed` (the database stayed away), `total` and `last_at`."""
+    lost = RecorderTotals.objects.filter(upstream=upstream).exclude(dropped=0, failed=0)
+    totals = lost.aggregate(dropped=Sum("dropped"), failed=Sum("failed"), last_at=Max("updated_at"))
+    if totals["last_at"] is None:
+        return None
+    return {**totals, "total": totals["dropped"] + totals["failed"]}
 
 
 SORTS = {

@@ -8,8 +8,12 @@ queue that a background writer drains into the database. The client never waits 
 import asyncio
 import json
 import logging
+import os
+import socket
 import time
-from dataclasses import dataclass
+import uuid
+from collections import defaultdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 import aiohttp
@@ -21,10 +25,13 @@ from migrations_audit.models import Upstream
 from migrations_audit.sse import SseParser
 
 from .recording import CLIENT_HEADER, HOP_BY_HOP, CapturedExchange, is_event_stream
-from .services import exchanges_record
+from .services import exchanges_record, recorder_totals_record
 
 logger = logging.getLogger(__name__)
 UPSTREAM_CACHE_SECONDS = 5.0
+# While the database is away, an upstream's cached settings are used and read again this often.
+ROUTE_RETRY_SECONDS = 1.0
+MAX_CACHED_ROUTES = 1000
 BATCH_WINDOW_SECONDS = 0.2
 # How long the recorder keeps retrying a batch while the database is away (about two minutes).
 RETRY_DELAYS = (1, 2, 4, 8, 15, 30, 30, 30)
@@ -43,59 +50,116 @@ class UpstreamRoute:
     record_one_in: int
 
 
-class Recorder:
-    """Takes finished exchanges off the request path and writes them in batches from a thread."""
+@dataclass
+class UpstreamTally:
+    """What a recorder did with one upstream's exchanges since its process started."""
 
-    def __init__(self, *, max_pending: int = 10_000, batch_size: int = 200):
+    recorded: int = 0
+    dropped: int = 0
+    failed: int = 0
+
+
+class Recorder:
+    """Takes finished exchanges off the request path and writes them in batches from a thread.
+
+    Every exchange ends up recorded, dropped (queue full) or failed (the database stayed away past the
+    retries), counted per upstream; the totals are stored every `report_seconds` once the database
+    answers, so the dashboard can say what is missing."""
+
+    def __init__(self, *, name: str = "proxy", max_pending: int | None = None, batch_size: int = 200):
         self.queue: asyncio.Queue | None = None
-        self.max_pending = max_pending
+        self.max_pending = max_pending or settings.MIGRATION_AUDIT_RECORDER_MAX_PENDING
         self.batch_size = batch_size
-        self.recorded = 0
-        self.dropped = 0
-        self.failed = 0
-        self._writer: asyncio.Task | None = None
+        self.report_seconds = settings.MIGRATION_AUDIT_RECORDER_REPORT_SECONDS
+        self.tallies: dict[int, UpstreamTally] = defaultdict(UpstreamTally)
+        # Two listeners may share a process (dashboard.asgi builds both), hence the random part.
+        self.identity = f"{socket.gethostname()} pid {os.getpid()} {name} {uuid.uuid4().hex[:6]}"
+        self.started_at = datetime.now(UTC)
+        self._stored_totals: dict | None = None
+        self._writing = 0  # taken off the queue, not yet written or given up on
+        self._tasks: list[asyncio.Task] = []  # held: the event loop keeps only weak references
 
     def submit(self, upstream_pk: int, captured: CapturedExchange) -> None:
         if self.queue is None:
             self.queue = asyncio.Queue()
-            self._writer = asyncio.get_running_loop().create_task(self._drain())
+            loop = asyncio.get_running_loop()
+            self._tasks = [loop.create_task(self._drain()), loop.create_task(self._report_every())]
         if self.queue.qsize() >= self.max_pending:
             # Never hold client traffic hostage to a slow database: count what could not be kept.
-            self.dropped += 1
-            logger.warning("recording queue full: exchange dropped (%d dropped so far)", self.dropped)
+            self.tallies[upstream_pk].dropped += 1
+            dropped = self.tallies[upstream_pk].dropped
+            logger.warning("recording queue full: exchange dropped (%d for this upstream so far)", dropped)
             return
         self.queue.put_nowait((upstream_pk, captured))
 
     async def _drain(self) -> None:
         while True:
             batch = [await self.queue.get()]
+            self._writing = 1
             # Let a batch gather: one write of many exchanges costs far less than many writes of one.
             await asyncio.sleep(BATCH_WINDOW_SECONDS)
             while len(batch) < self.batch_size and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
+            self._writing = len(batch)
             await self._write(batch)
             for _ in batch:
                 self.queue.task_done()
 
     async def _write(self, batch) -> None:
-        by_upstream: dict[int, list[CapturedExchange]] = {}
+        unwritten: dict[int, list[CapturedExchange]] = {}
         for upstream_pk, captured in batch:
-            by_upstream.setdefault(upstream_pk, []).append(captured)
+            unwritten.setdefault(upstream_pk, []).append(captured)
         for attempt, delay in enumerate(RETRY_DELAYS, start=1):
-            try:
-                await sync_to_async(_store, thread_sensitive=False)(by_upstream)
-                self.recorded += len(batch)
+            # One transaction per upstream: a retry writes only what is not written yet, never twice.
+            for upstream_pk in list(unwritten):
+                try:
+                    await sync_to_async(_store, thread_sensitive=False)({upstream_pk: unwritten[upstream_pk]})
+                except Exception:
+                    # The database may be restarting: keep the exchanges and try again for a while.
+                    logger.exception(
+                        "recording %d exchanges failed (attempt %d)", len(unwritten[upstream_pk]), attempt
+                    )
+                else:
+                    written = len(unwritten.pop(upstream_pk))
+                    self.tallies[upstream_pk].recorded += written
+                    self._writing -= written
+            if not unwritten:
                 return
-            except Exception:
-                # The database may be restarting: keep the batch and try again for a while.
-                logger.exception("recording a batch of %d exchanges failed (attempt %d)", len(batch), attempt)
-                await asyncio.sleep(delay)
-        logger.error("gave up recording %d exchanges: the database stayed unavailable", len(batch))
-        self.failed += len(batch)
+            await asyncio.sleep(delay)
+        for upstream_pk, exchanges in unwritten.items():
+            logger.error("gave up recording %d exchanges: the database stayed unavailable", len(exchanges))
+            self.tallies[upstream_pk].failed += len(exchanges)
+            self._writing -= len(exchanges)
+
+    async def _report_every(self) -> None:
+        while True:
+            await asyncio.sleep(self.report_seconds)
+            await self.report()
+
+    async def report(self) -> None:
+        """Store the totals per upstream if they changed; while the database is away they wait for
+        the next report, which carries them (they are totals, not increments)."""
+        totals = {pk: asdict(tally) for pk, tally in self.tallies.items()}
+        if not totals or totals == self._stored_totals:
+            return
+        try:
+            await sync_to_async(_store_totals, thread_sensitive=False)(self.identity, self.started_at, totals)
+        except Exception:
+            logger.warning("storing the recorder totals failed; the next report carries them", exc_info=True)
+            return
+        self._stored_totals = totals
 
     def counts(self) -> dict:
-        pending = self.queue.qsize() if self.queue is not None else 0
-        return {"recorded": self.recorded, "pending": pending, "dropped": self.dropped, "failed": self.failed}
+        # Every exchange submitted is counted once: recorded, pending (queued or being written),
+        # dropped or failed.
+        pending = (self.queue.qsize() if self.queue is not None else 0) + self._writing
+        tallies = self.tallies.values()
+        return {
+            "recorded": sum(tally.recorded for tally in tallies),
+            "pending": pending,
+            "dropped": sum(tally.dropped for tally in tallies),
+            "failed": sum(tally.failed for tally in tallies),
+        }
 
     async def flush(self) -> None:
         if self.queue is not None:
@@ -110,12 +174,19 @@ def _store(by_upstream: dict[int, list[CapturedExchange]]) -> None:
         exchanges_record(upstream=upstream, captured=by_upstream[upstream.pk], source="proxy")
 
 
+def _store_totals(identity: str, started_at: datetime, totals: dict[int, dict[str, int]]) -> None:
+    from django.db import close_old_connections
+
+    close_old_connections()
+    recorder_totals_record(recorder=identity, started_at=started_at, totals=totals)
+
+
 class ProxyApp:
     """Serves /proxy/<slug>/<path> (prefix mode), or every path for one upstream (root mode)."""
 
     def __init__(self, *, root_slug: str | None = None):
         self.root_slug = root_slug
-        self.recorder = Recorder()
+        self.recorder = Recorder(name=f"root listener ({root_slug})" if root_slug else "prefix listener")
         self._routes: dict[str, tuple[float, UpstreamRoute | None]] = {}
         self._client: aiohttp.ClientSession | None = None
         self._counter = 0
@@ -148,7 +219,13 @@ class ProxyApp:
             rest = scope["path"].removeprefix("/proxy/")
             slug, _, path = rest.partition("/")
             path = "/" + path
-        route = await self._route(slug)
+        try:
+            route = await self._route(slug)
+        except RouteUnavailable:
+            await _send_error(
+                send, 503, "api_error", "The proxy cannot read its settings: the database is unavailable."
+            )
+            return
         if route is None:
             await _send_error(send, 404, "not_found_error", f"No upstream named {slug!r} is configured.")
             return
@@ -159,7 +236,20 @@ class ProxyApp:
         now = time.monotonic()
         if cached and cached[0] > now:
             return cached[1]
-        route = await sync_to_async(_load_route, thread_sensitive=False)(slug)
+        try:
+            route = await sync_to_async(_load_route, thread_sensitive=False)(slug)
+        except Exception as error:
+            if cached is None:
+                raise RouteUnavailable from error
+            # The database is away: keep proxying with the settings last read, and look again soon.
+            logger.warning("reading upstream %r failed; using its cached settings", slug, exc_info=True)
+            self._routes[slug] = (now + ROUTE_RETRY_SECONDS, cached[1])
+            return cached[1]
+        if len(self._routes) >= MAX_CACHED_ROUTES and slug not in self._routes:
+            # Any slug may be asked for: forget the unknown ones rather than grow without bound.
+            self._routes = {key: entry for key, entry in self._routes.items() if entry[1] is not None}
+            if len(self._routes) >= MAX_CACHED_ROUTES:
+                self._routes.clear()
         self._routes[slug] = (now + UPSTREAM_CACHE_SECONDS, route)
         return route
 
@@ -194,20 +284,30 @@ class ProxyApp:
             request_body=body,
             started_at=started_at,
         )
+        response = None
         try:
             response = await self.client.request(
                 scope["method"], url, headers=forwarded, data=body, allow_redirects=False
             )
+            # The status is passed on only once the body starts: an upstream that sends its headers
+            # and then stalls or hangs up still gets the client a 504 or 502, not a truncated 200.
+            first_chunk = await response.content.readany()
         except TimeoutError as error:
-            captured.error = f"upstream timed out: {error}"
+            if response is not None:
+                response.close()
+            captured.error = f"upstream timed out: {type(error).__name__}: {error}"
             await _send_error(send, 504, "api_error", "The upstream API did not answer in time.")
             self._record(route, captured, started, status=504)
             return
         except aiohttp.ClientError as error:
+            if response is not None:
+                response.close()
             captured.error = f"upstream unreachable: {type(error).__name__}: {error}"
             await _send_error(send, 502, "api_error", "The upstream API could not be reached.")
             self._record(route, captured, started, status=502)
             return
+        if first_chunk:
+            captured.first_byte_ms = (time.perf_counter() - started) * 1000
         captured.status = response.status
         raw_headers = [
             (name, value)
@@ -224,7 +324,7 @@ class ProxyApp:
         events = [] if streamed else None
         disconnected = asyncio.ensure_future(_wait_disconnect(receive)) if streamed else None
         try:
-            async for chunk in response.content.iter_any():
+            async for chunk in _chunks(first_chunk, response.content):
                 if captured.first_byte_ms is None:
                     captured.first_byte_ms = (time.perf_counter() - started) * 1000
                 chunks.append(chunk)
@@ -270,6 +370,7 @@ class ProxyApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.recorder.flush()
+                await self.recorder.report()
                 if self._client is not None:
                     await self._client.close()
                 await send({"type": "lifespan.shutdown.complete"})
@@ -278,6 +379,10 @@ class ProxyApp:
 
 class UpstreamDropped(Exception):
     pass
+
+
+class RouteUnavailable(Exception):
+    """An upstream's settings could not be read, and none were cached."""
 
 
 def upstream_url(base_url: str, path: str, query: str) -> str | None:
@@ -332,6 +437,13 @@ async def _read_body(receive, *, limit: int) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
+
+
+async def _chunks(first: bytes, content: aiohttp.StreamReader):
+    if first:
+        yield first
+    async for chunk in content.iter_any():
+        yield chunk
 
 
 async def _wait_disconnect(receive) -> None:

@@ -3,6 +3,7 @@
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
@@ -11,7 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from migrations_audit.diff.services import request_findings_record
-from migrations_audit.models import Client, Exchange, HarImport, TrafficDay, Upstream
+from migrations_audit.models import Client, Exchange, HarImport, RecorderTotals, TrafficDay, Upstream
 
 from .recording import CapturedExchange, ClientIdentity, exchange_build
 
@@ -62,6 +63,20 @@ def exchanges_record(
     summary.stored = len(exchanges)
     request_findings_record(exchanges=exchanges)
     return summary
+
+
+def recorder_totals_record(*, recorder: str, started_at: datetime, totals: dict[int, dict[str, int]]) -> None:
+    """Store a proxy recorder's running totals per upstream pk ({"recorded", "dropped", "failed"}).
+
+    Totals, not increments: writing the same totals twice (a retry after a lost reply) changes nothing."""
+    now = timezone.now()
+    for upstream_pk in Upstream.objects.filter(pk__in=totals).values_list("pk", flat=True):
+        RecorderTotals.objects.update_or_create(
+            upstream_id=upstream_pk,
+            recorder=recorder,
+            defaults={**totals[upstream_pk], "updated_at": now},
+            create_defaults={**totals[upstream_pk], "updated_at": now, "started_at": started_at},
+        )
 
 
 def traffic_days_add(*, upstream: Upstream, exchanges: list[Exchange]) -> None:

@@ -1,6 +1,6 @@
 """The data model, one module per stage of the pipeline."""
 
-from .capture import Exchange, HarImport, TrafficDay
+from .capture import Exchange, HarImport, RecorderTotals, TrafficDay
 from .core import ApiToken, ApiVersion, Client, Membership, Team, Upstream, WorkerHeartbeat
 from .diff import (
     ChangelogRule,
@@ -29,6 +29,7 @@ __all__ = [
     "Migration",
     "MigrationClientState",
     "RateLimiterState",
+    "RecorderTotals",
     "ReplayAttempt",
     "ReplayResult",
     "ReplayRun",

@@ -117,3 +117,26 @@ class TrafficDay(models.Model):
 
     def __str__(self):
         return f"{self.day} {self.endpoint} {self.api_version}: {self.count}"
+
+
+class RecorderTotals(models.Model):
+    """What one proxy recorder did for an upstream since its process started: exchanges written,
+    dropped because its queue was full, and given up on because the database stayed away.
+
+    The proxy rewrites its running totals here every few seconds while the database answers, so an
+    exchange that was answered but never recorded shows on the dashboard, not only in the health
+    endpoint of a process that may be gone by the time someone looks."""
+
+    upstream = models.ForeignKey(Upstream, on_delete=models.CASCADE, related_name="recorder_totals")
+    recorder = models.CharField(max_length=200, help_text="Host, process id and listener of the proxy.")
+    recorded = models.PositiveBigIntegerField(default=0)
+    dropped = models.PositiveBigIntegerField(default=0, help_text="Not kept: the recording queue was full.")
+    failed = models.PositiveBigIntegerField(default=0, help_text="Given up: the database stayed unavailable.")
+    started_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["upstream", "recorder"], name="recordertotals_unique")]
+
+    def __str__(self):
+        return f"{self.recorder}: {self.recorded} recorded, {self.dropped} dropped, {self.failed} failed"

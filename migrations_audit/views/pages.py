@@ -42,6 +42,7 @@ def overview(request, slug):
         "findings": findings,
         "confirmed": list(confirmed[:10]),
         "latest_runs": upstream.runs.all()[:5],
+        "losses": selectors.recording_losses(upstream=upstream),
         "proxy_url": request.build_absolute_uri(f"/proxy/{upstream.slug}"),
     }
     return render(request, "migrations_audit/overview.html", context)
@@ -67,8 +68,10 @@ def traffic(request, slug):
         "choices": selectors.traffic_choices(upstream=upstream),
         "proxy_url": request.build_absolute_uri(f"/proxy/{upstream.slug}"),
     }
-    template = "migrations_audit/traffic.html#results" if request.htmx else "migrations_audit/traffic.html"
-    return render(request, template, context)
+    if request.htmx:
+        return render(request, "migrations_audit/traffic.html#results", context)
+    context["losses"] = selectors.recording_losses(upstream=upstream)
+    return render(request, "migrations_audit/traffic.html", context)
 
 
 def exchange_detail(request, slug, exchange_id):
