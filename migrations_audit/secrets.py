@@ -37,7 +37,7 @@ def api_key_from_headers(headers: dict[str, str]) -> str | None:
 
 def mask_headers(headers: dict[str, str]) -> dict[str, str]:
     """Lower-cased headers with key headers fingerprinted and other secret headers masked."""
-    secret_headers = {name.lower() for name in settings.MIGRATION_AUDIT_SECRET_HEADERS}
+    secret_headers = _lowered(tuple(settings.MIGRATION_AUDIT_SECRET_HEADERS))
     masked = {}
     for name, value in headers.items():
         lowered = name.lower()
@@ -53,8 +53,7 @@ def mask_headers(headers: dict[str, str]) -> dict[str, str]:
 
 def mask_json_fields(value):
     """A copy of a decoded JSON value with the configured secret fields masked at any depth."""
-    secret_fields = {name.lower() for name in settings.MIGRATION_AUDIT_SECRET_FIELDS}
-    return _mask(value, secret_fields)
+    return _mask(value, _lowered(tuple(settings.MIGRATION_AUDIT_SECRET_FIELDS)))
 
 
 def _mask(value, secret_fields):
@@ -84,6 +83,11 @@ def mask_body(body: bytes) -> bytes:
     if masked == decoded:
         return body
     return json.dumps(masked, ensure_ascii=False).encode()
+
+
+@functools.cache
+def _lowered(names: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(name.lower() for name in names)
 
 
 def _may_name_a_secret_field(body: bytes) -> bool:
