@@ -21,7 +21,12 @@ from migrations_audit.models import Upstream
 from .recording import CapturedExchange, is_event_stream
 from .services import exchanges_record
 
-BATCH_SIZE = 500
+# Each batch is stored in one transaction with a handful of queries, so larger batches cost less
+# per exchange; the byte limit keeps a batch of large bodies from taking too much memory.
+NDJSON_BATCH_LINES = 5000
+NDJSON_BATCH_BYTES = 16 * 1024 * 1024
+# Smaller for HAR files: the import's progress is reported after each batch.
+HAR_BATCH_SIZE = 500
 MAX_REJECTIONS_LISTED = 1000
 
 
@@ -54,6 +59,7 @@ class IngestSummary:
 def ndjson_ingest(*, upstream: Upstream, lines: Iterable[bytes]) -> IngestSummary:
     summary = IngestSummary()
     batch: list[CapturedExchange] = []
+    batch_bytes = 0
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
@@ -62,9 +68,10 @@ def ndjson_ingest(*, upstream: Upstream, lines: Iterable[bytes]) -> IngestSummar
         except IngestError as error:
             summary.reject(number, str(error))
             continue
-        if len(batch) >= BATCH_SIZE:
+        batch_bytes += len(raw)
+        if len(batch) >= NDJSON_BATCH_LINES or batch_bytes >= NDJSON_BATCH_BYTES:
             _store(upstream, batch, summary, source="ingest")
-            batch = []
+            batch, batch_bytes = [], 0
     _store(upstream, batch, summary, source="ingest")
     return summary
 
@@ -206,7 +213,7 @@ def har_import(
                     summary.skipped += 1
                     continue
                 batch.append(captured)
-                if len(batch) >= BATCH_SIZE:
+                if len(batch) >= HAR_BATCH_SIZE:
                     _store(upstream, batch, summary, source="har")
                     batch = []
                     if on_progress:
