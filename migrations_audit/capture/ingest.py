@@ -28,6 +28,8 @@ NDJSON_BATCH_BYTES = 16 * 1024 * 1024
 # Smaller for HAR files: the import's progress is reported after each batch.
 HAR_BATCH_SIZE = 500
 MAX_REJECTIONS_LISTED = 1000
+# json.dumps(value, ensure_ascii=False), without building an encoder for every body.
+JSON_TEXT = json.JSONEncoder(ensure_ascii=False)
 
 
 class IngestError(ValueError):
@@ -154,7 +156,7 @@ def _body(line: dict, name: str) -> bytes:
             except (binascii.Error, ValueError):
                 raise IngestError(f"{name} is not valid base64") from None
         return value.encode("utf-8", errors="replace")
-    return json.dumps(value, ensure_ascii=False).encode()
+    return JSON_TEXT.encode(value).encode()
 
 
 def _number(line: dict, name: str) -> float | None:
