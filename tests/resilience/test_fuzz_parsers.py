@@ -2,7 +2,7 @@
 
 import json
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from migrations_audit.diff import ResponseSnapshot, compare_responses
@@ -83,3 +83,49 @@ def test_deep_json_nesting_in_requests_and_streams_is_bounded():
         ResponseSnapshot(status=200, body=stream, streamed=True),
         ResponseSnapshot(status=200, body=b"", streamed=True),
     )
+
+
+# Bodies made of the names and values the shipped request rules look for, sometimes written with
+# \u escapes: the check's shortcut (no decoding when the text lacks what a rule needs) changes nothing.
+rule_words = st.sampled_from(
+    [
+        *["temperature", "top_p", "messages", "role", "user", "assistant", "content", "type", "text"],
+        *["document", "citations", "search_result", "requests", "params"],
+    ]
+)
+request_like = st.recursive(
+    st.none() | st.integers() | rule_words,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(rule_words, children, max_size=4),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    document=request_like,
+    escape_at=st.integers(min_value=0, max_value=400),
+    path=st.sampled_from(["/v1/messages", "/v1/messages/batches"]),
+)
+@example(document={"requests": 1, "temperature": None}, escape_at=0, path="/v1/messages/batches")
+@example(document={"top_p": 1}, escape_at=3, path="/v1/messages")
+def test_request_check_decodes_only_the_bodies_that_need_it(document, escape_at, path):
+    from unittest import mock
+
+    from migrations_audit.diff.request_check import request_violations
+    from migrations_audit.diff.rules import ruleset_load
+
+    text = json.dumps(document)
+    letters = [i for i, char in enumerate(text) if char.isalpha()]
+    if letters and escape_at % 2:  # write one letter as a \u escape
+        i = letters[escape_at % len(letters)]
+        text = f"{text[:i]}\\u{ord(text[i]):04x}{text[i + 1 :]}"
+    arguments = {
+        "upstream_rules": ruleset_load("anthropic"),
+        "version": "2026-10-21",
+        "method": "POST",
+        "path": path,
+        "body": text.encode(),
+    }
+    with mock.patch("migrations_audit.diff.request_check._text_may_break", return_value=True):
+        always_decoded = request_violations(**arguments)
+    assert request_violations(**arguments) == always_decoded
