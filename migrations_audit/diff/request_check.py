@@ -13,7 +13,6 @@ located under /requests/<n>/params, since a batch created under a version applie
 """
 
 import json
-import re
 from dataclasses import dataclass
 
 from .json_diff import escape
@@ -52,8 +51,6 @@ def request_violations(
     ]
     if not rules or not body:
         return []
-    if not any(_text_may_break(rule.match["request"], body) for rule in rules):
-        return []
     try:
         document = json.loads(body)
     except (ValueError, RecursionError):
@@ -78,32 +75,6 @@ def request_violations(
         else:
             out.extend(_check(rule.key, check, document, ""))
     return out
-
-
-# Names and values a check compares exactly; made of these characters, they can only be written in
-# JSON text as they are, or with \\u escapes.
-PLAIN_TOKEN = re.compile(r"[A-Za-z0-9_.-]+")
-
-
-def _text_may_break(check: dict, body: bytes) -> bool:
-    """False only when the request's text lacks a name or value the check needs, so that it need not
-    be decoded: a forbidden field's name, or a forbidden block's role, type and non-empty key.
-
-    Capture checks every exchange it stores, and most requests break no rule.
-    """
-    # A NUL byte may mean UTF-16 or UTF-32, which json.loads detects and decodes.
-    if b"\\u" in body or b"\x00" in body:
-        return True
-    fields = check.get("forbid_fields") or []
-    block = check.get("forbid_block") or {}
-    if not isinstance(fields, list) or not isinstance(block, dict) or (block and "type" not in block):
-        return True  # a check of a shape this does not know: let the full check decide
-    needed = [block.get(key) for key in ("role", "type", "nonempty") if block.get(key) is not None]
-    if not all(isinstance(token, str) and PLAIN_TOKEN.fullmatch(token) for token in [*fields, *needed]):
-        return True
-    if any(f'"{name}"'.encode() in body for name in fields):
-        return True
-    return bool(block) and all(f'"{token}"'.encode() in body for token in needed)
 
 
 def _check(rule_key: str, check: dict, params: dict, prefix: str) -> list[Violation]:
