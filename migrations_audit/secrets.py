@@ -4,9 +4,11 @@ Every entry point (proxy, ingest, HAR import, replay) passes headers and bodies 
 anything is written, so that no API key or token ever reaches the database, a log or a page.
 """
 
+import functools
 import hashlib
 import hmac
 import json
+import re
 
 from django.conf import settings
 
@@ -35,7 +37,7 @@ def api_key_from_headers(headers: dict[str, str]) -> str | None:
 
 def mask_headers(headers: dict[str, str]) -> dict[str, str]:
     """Lower-cased headers with key headers fingerprinted and other secret headers masked."""
-    secret_headers = {name.lower() for name in settings.MIGRATION_AUDIT_SECRET_HEADERS}
+    secret_headers = _lowered(tuple(settings.MIGRATION_AUDIT_SECRET_HEADERS))
     masked = {}
     for name, value in headers.items():
         lowered = name.lower()
@@ -51,8 +53,7 @@ def mask_headers(headers: dict[str, str]) -> dict[str, str]:
 
 def mask_json_fields(value):
     """A copy of a decoded JSON value with the configured secret fields masked at any depth."""
-    secret_fields = {name.lower() for name in settings.MIGRATION_AUDIT_SECRET_FIELDS}
-    return _mask(value, secret_fields)
+    return _mask(value, _lowered(tuple(settings.MIGRATION_AUDIT_SECRET_FIELDS)))
 
 
 def _mask(value, secret_fields):
@@ -72,6 +73,8 @@ def mask_body(body: bytes) -> bytes:
     """The body with secret JSON fields masked; a body that is not JSON is kept as it is."""
     if not body or body.lstrip()[:1] not in (b"{", b"["):
         return body
+    if not _may_name_a_secret_field(body):
+        return body
     try:
         decoded = json.loads(body)
     except ValueError:
@@ -80,3 +83,36 @@ def mask_body(body: bytes) -> bytes:
     if masked == decoded:
         return body
     return json.dumps(masked, ensure_ascii=False).encode()
+
+
+@functools.cache
+def _lowered(names: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(name.lower() for name in names)
+
+
+def _may_name_a_secret_field(body: bytes) -> bool:
+    """False only when no key of the JSON text can be a secret field: then it need not be decoded.
+
+    Without \\u escapes, a key appears in the text as it is, quoted and followed by a colon, and a
+    case-insensitive search finds it (Unicode-aware for text that is not ASCII, since the Kelvin sign
+    lowers to "k"). A body this cannot rule out is decoded and checked field by field.
+    """
+    pattern = _secret_key_pattern(tuple(settings.MIGRATION_AUDIT_SECRET_FIELDS))
+    # A NUL byte may mean UTF-16 or UTF-32, which json.loads detects and decodes.
+    if pattern is None or b"\\u" in body or b"\x00" in body:
+        return True
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return pattern.search(text) is not None
+
+
+@functools.cache
+def _secret_key_pattern(names: tuple[str, ...]) -> re.Pattern | None:
+    if not all(re.fullmatch(r"[A-Za-z0-9_-]+", name) for name in names):
+        return None  # a name no simple pattern can stand for: decode every body
+    if not names:
+        return re.compile(r"(?!)")  # nothing to mask
+    alternatives = "|".join(re.escape(name) for name in names)
+    return re.compile(rf"\"(?:{alternatives})\"\s*:", re.IGNORECASE)

@@ -106,7 +106,7 @@ def exchange_build(
     events = captured.response_events
     if streamed and events is None:
         events = [event.as_dict() for event in parse_sse(captured.response_body)]
-    exchange = Exchange(
+    exchange = _exchange_new(
         upstream=upstream,
         source=source,
         started_at=captured.started_at,
@@ -130,3 +130,23 @@ def exchange_build(
         content_hash=content_hash(method=captured.method, path=path, body=request_body, version=version),
     )
     return exchange, identity
+
+
+def _exchange_new(*, upstream: Upstream, **values) -> Exchange:
+    """Exchange(upstream=upstream, **values), built the way Django builds the rows it loads.
+
+    Positional arguments in field order, and the upstream put straight into the relation's cache:
+    keyword arguments and the foreign-key descriptor were half the cost of building a row, and
+    ingest builds thousands a second.
+    """
+    values["upstream_id"] = upstream.pk
+    exchange = Exchange(
+        *[
+            values.pop(field.attname) if field.attname in values else field.get_default()
+            for field in Exchange._meta.concrete_fields
+        ]
+    )
+    if values:
+        raise TypeError(f"Exchange has no field {', '.join(values)}")
+    Exchange.upstream.field.set_cached_value(exchange, upstream)
+    return exchange

@@ -2,12 +2,13 @@
 
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection, connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -15,6 +16,9 @@ from migrations_audit.diff.services import request_findings_record
 from migrations_audit.models import Client, Exchange, HarImport, RecorderTotals, TrafficDay, Upstream
 
 from .recording import CapturedExchange, ClientIdentity, exchange_build
+
+# Six parameters a row: well under SQLite's and PostgreSQL's limits on parameters per statement.
+TRAFFIC_DAYS_PER_UPSERT = 1000
 
 
 @dataclass
@@ -35,10 +39,8 @@ def exchanges_record(
     built = [exchange_build(upstream=upstream, captured=item, source=source) for item in captured]
     summary = RecordSummary()
     if dedupe:
-        known = set(
-            Exchange.objects.filter(
-                upstream=upstream, content_hash__in={exchange.content_hash for exchange, _ in built}
-            ).values_list("content_hash", flat=True)
+        known = content_hashes_stored(
+            upstream=upstream, hashes={exchange.content_hash for exchange, _ in built}
         )
         unique = []
         for exchange, identity in built:
@@ -56,9 +58,12 @@ def exchanges_record(
         )
         exchanges = []
         for exchange, identity in built:
-            exchange.client = clients[identity.identity]
+            # The id and the relation's cache: the descriptor's checks cost more than the rest of the row.
+            client = clients[identity.identity]
+            exchange.client_id = client.pk
+            Exchange.client.field.set_cached_value(exchange, client)
             exchanges.append(exchange)
-        Exchange.objects.bulk_create(exchanges, batch_size=500)
+        exchanges_insert(exchanges)
         traffic_days_add(upstream=upstream, exchanges=exchanges)
     summary.stored = len(exchanges)
     request_findings_record(exchanges=exchanges)
@@ -79,26 +84,141 @@ def recorder_totals_record(*, recorder: str, started_at: datetime, totals: dict[
         )
 
 
+def content_hashes_stored(*, upstream: Upstream, hashes: set[str]) -> set[str]:
+    """Which of these content hashes the upstream already has, in one query."""
+    db = connections[router.db_for_read(Exchange)]
+    if db.vendor != "postgresql" or not hashes:
+        return set(
+            Exchange.objects.filter(upstream=upstream, content_hash__in=hashes).values_list(
+                "content_hash", flat=True
+            )
+        )
+    # The hashes as one text parameter that the server splits: binding thousands of separate
+    # parameters cost more than the lookup itself.
+    quote = db.ops.quote_name
+    upstream_column = quote(Exchange._meta.get_field("upstream").column)
+    hash_column = quote(Exchange._meta.get_field("content_hash").column)
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {hash_column} FROM {quote(Exchange._meta.db_table)} "  # noqa: S608
+            f"WHERE {upstream_column} = %s AND {hash_column} = ANY(string_to_array(%s, ' '))",
+            [upstream.pk, " ".join(hashes)],
+        )
+        return {content_hash for (content_hash,) in cursor.fetchall()}
+
+
+def exchanges_insert(exchanges: list[Exchange]) -> None:
+    """Insert unsaved exchanges, their primary keys set as bulk_create sets them.
+
+    On PostgreSQL through COPY, with ids taken from the table's sequence first: a multi-row INSERT
+    of wide rows spends most of its time building and parsing the SQL text. Elsewhere bulk_create.
+    """
+    db = connections[router.db_for_write(Exchange)]
+    if db.vendor != "postgresql":
+        Exchange.objects.bulk_create(exchanges)
+        return
+    converters = _copy_converters(Exchange._meta.concrete_fields)
+    table = Exchange._meta.db_table
+    quote = db.ops.quote_name
+    with db.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [table, len(exchanges)],
+        )
+        ids = sorted(pk for (pk,) in cursor.fetchall())
+        columns = ", ".join(quote(field.column) for field in Exchange._meta.concrete_fields)
+        cursor.execute(f"SELECT {columns} FROM {quote(table)} LIMIT 0")  # noqa: S608
+        types = [column.type_code for column in cursor.description]
+        with cursor.copy(f"COPY {quote(table)} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(types)
+            for exchange, pk in zip(exchanges, ids, strict=True):
+                exchange.pk = pk
+                row = []
+                for attname, as_is, prepare in converters:
+                    value = getattr(exchange, attname)
+                    row.append(value if type(value) is as_is else prepare(value, db))
+                copy.write_row(row)
+    for exchange in exchanges:
+        exchange._state.adding = False
+        exchange._state.db = db.alias
+
+
+# Fields whose values of the given Python type psycopg takes as they are: for those, Django's
+# get_db_prep_save only hands the value back, and calling it for every field of every row costs as
+# much as building the row.
+COPY_AS_IS = {
+    "CharField": str,
+    "TextField": str,
+    "BooleanField": bool,
+    "FloatField": float,
+    "BinaryField": bytes,
+    **dict.fromkeys(
+        [
+            "AutoField",
+            "BigAutoField",
+            "IntegerField",
+            "BigIntegerField",
+            "SmallIntegerField",
+            "PositiveIntegerField",
+            "PositiveSmallIntegerField",
+            "PositiveBigIntegerField",
+        ],
+        int,
+    ),
+}
+
+
+def _copy_converters(fields) -> list[tuple[str, type | None, Callable]]:
+    converters = []
+    for field in fields:
+        as_is = COPY_AS_IS.get((field.target_field if field.is_relation else field).get_internal_type())
+        converters.append((field.attname, as_is, field.get_db_prep_save))
+    return converters
+
+
 def traffic_days_add(*, upstream: Upstream, exchanges: list[Exchange]) -> None:
-    """Count a batch into the daily rollup: one UPDATE per (day, endpoint, version, client) it touches."""
+    """Count a batch into the daily rollup: one upsert for all the (day, endpoint, version, client) it
+    touches, which adds to a row another writer may be adding to at the same time."""
+    zone = timezone.get_current_timezone()  # looked up once: a context-local read per row adds up
     counts = Counter(
-        (timezone.localdate(exchange.started_at), exchange.endpoint, exchange.api_version, exchange.client_id)
-        for exchange in exchanges
+        (timezone.localdate(item.started_at, zone), item.endpoint, item.api_version, item.client_id)
+        for item in exchanges
     )
+    # Sorted: two writers lock the rows they share in the same order, so they cannot deadlock.
+    with_client = sorted(item for item in counts.items() if item[0][3] is not None)
+    for start in range(0, len(with_client), TRAFFIC_DAYS_PER_UPSERT):
+        _traffic_days_upsert(
+            upstream_id=upstream.pk, counts=with_client[start : start + TRAFFIC_DAYS_PER_UPSERT]
+        )
+    # Rows without a client are outside the unique constraint, so an upsert would only ever insert.
     for (day, endpoint, version, client_id), count in counts.items():
-        key = {
-            "upstream": upstream,
-            "day": day,
-            "endpoint": endpoint,
-            "api_version": version,
-            "client_id": client_id,
-        }
+        if client_id is not None:
+            continue
+        key = {"upstream": upstream, "day": day, "endpoint": endpoint, "api_version": version, "client": None}
         if not TrafficDay.objects.filter(**key).update(count=F("count") + count):
-            try:
-                with transaction.atomic():
-                    TrafficDay.objects.create(**key, count=count)
-            except IntegrityError:  # created meanwhile by another writer: add to it
-                TrafficDay.objects.filter(**key).update(count=F("count") + count)
+            TrafficDay.objects.create(**key, count=count)
+
+
+def _traffic_days_upsert(*, upstream_id: int, counts: list[tuple[tuple, int]]) -> None:
+    quote = connection.ops.quote_name
+    table = quote(TrafficDay._meta.db_table)
+    names = ["upstream", "day", "endpoint", "api_version", "client", "count"]
+    fields = [TrafficDay._meta.get_field(name) for name in names]
+    columns = ", ".join(quote(field.column) for field in fields)
+    unique = ", ".join(quote(field.column) for field in fields[:-1])
+    count_column = quote(fields[-1].column)
+    params = []
+    for key, count in counts:
+        values = zip(fields, (upstream_id, *key, count), strict=True)
+        params.extend(field.get_db_prep_save(value, connection) for field, value in values)
+    rows = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(counts))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # Only names from the model's meta are formatted in; every value is a parameter.
+            f"INSERT INTO {table} ({columns}) VALUES {rows} ON CONFLICT ({unique}) "  # noqa: S608
+            f"DO UPDATE SET {count_column} = {table}.{count_column} + EXCLUDED.{count_column}",
+            params,
+        )
 
 
 def clients_resolve(*, upstream: Upstream, seen: list[tuple[ClientIdentity, Exchange]]) -> dict[str, Client]:

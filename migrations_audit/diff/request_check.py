@@ -67,7 +67,8 @@ def request_violations(
         if endpoint == BATCH_ENDPOINT:
             if endpoints and BATCH_ENDPOINT not in endpoints:
                 continue
-            for n, item in enumerate(document.get("requests") or []):
+            requests = document.get("requests")
+            for n, item in enumerate(requests if isinstance(requests, list) else []):
                 params = item.get("params") if isinstance(item, dict) else None
                 if isinstance(params, dict):
                     out.extend(_check(rule.key, check, params, f"/requests/{n}/params"))

@@ -115,3 +115,20 @@ def test_tokens_are_created_once_and_viewers_cannot(client, alice, bob, team_a):
     assert token not in settings_page
     client.force_login(bob)
     assert client.post(f"/settings/teams/{team_a.slug}/tokens/", {"name": "x"}).status_code == 403
+
+
+def test_garbage_collection_is_paused_only_while_a_batch_is_stored(upstream_a):
+    import gc
+
+    from migrations_audit.capture.ingest import ndjson_ingest
+
+    seen = []
+    lines = (seen.append(gc.isenabled()) or line(path=f"/v1/p{n}") for n in range(3))
+    assert ndjson_ingest(upstream=upstream_a, lines=lines).accepted == 3
+    assert seen == [False, False, False] and gc.isenabled()
+    gc.disable()
+    try:
+        ndjson_ingest(upstream=upstream_a, lines=[line(path="/v1/other")])
+        assert not gc.isenabled(), "a pause someone else made is left as it was"
+    finally:
+        gc.enable()

@@ -2,9 +2,10 @@
 
 import io
 import json
+from unittest import mock
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from migrations_audit.capture.ingest import (
@@ -14,6 +15,7 @@ from migrations_audit.capture.ingest import (
     har_import,
 )
 from migrations_audit.models import Exchange
+from migrations_audit.secrets import mask_body, mask_json_fields
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
@@ -67,3 +69,35 @@ def test_a_broken_har_file_stores_nothing(upstream_a, data):
     except IngestError as error:
         assert "nothing was imported" in str(error)
         assert Exchange.objects.count() == before
+
+
+# Keys near the secret field names: other cases, the Kelvin sign (lowers to "k"), longer names.
+secret_like_keys = st.sampled_from(["token", "TOKEN", "Api_Key", "to\u212aen", "max_tokens", "PassWord", "x"])
+bodies_with_secrets = st.recursive(
+    st.none() | st.integers() | st.text(max_size=10),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(secret_like_keys | st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    document=bodies_with_secrets.filter(lambda value: isinstance(value, dict | list)),
+    ensure_ascii=st.booleans(),
+    indent=st.sampled_from([None, 0, 2]),
+    encoding=st.sampled_from(["utf-8", "utf-16-le", "utf-32-le"]),
+)
+@example(document={"to\u212aen": "x"}, ensure_ascii=False, indent=None, encoding="utf-8")
+@example(document=[{"Api_Key": "x"}], ensure_ascii=True, indent=2, encoding="utf-8")
+def test_masking_decodes_only_the_bodies_that_need_it_and_misses_no_secret(
+    document, ensure_ascii, indent, encoding
+):
+    body = json.dumps(document, ensure_ascii=ensure_ascii, indent=indent).encode(encoding)
+    with mock.patch("migrations_audit.secrets._may_name_a_secret_field", return_value=True):
+        always_decoded = mask_body(body)
+    assert mask_body(body) == always_decoded
+    if mask_json_fields(document) != document:
+        assert json.loads(always_decoded) == mask_json_fields(document)

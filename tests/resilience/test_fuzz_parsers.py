@@ -2,7 +2,7 @@
 
 import json
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from migrations_audit.diff import ResponseSnapshot, compare_responses
@@ -83,3 +83,43 @@ def test_deep_json_nesting_in_requests_and_streams_is_bounded():
         ResponseSnapshot(status=200, body=stream, streamed=True),
         ResponseSnapshot(status=200, body=b"", streamed=True),
     )
+
+
+# Bodies made of the names and values the shipped request rules look for, some with \u escapes.
+rule_words = st.sampled_from(
+    [
+        *["temperature", "top_p", "messages", "role", "user", "assistant", "content", "type", "text"],
+        *["document", "citations", "search_result", "requests", "params"],
+    ]
+)
+request_like = st.recursive(
+    st.none() | st.integers() | rule_words,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(rule_words, children, max_size=4),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    document=request_like,
+    escape_at=st.integers(min_value=0, max_value=400),
+    path=st.sampled_from(["/v1/messages", "/v1/messages/batches"]),
+)
+@example(document={"requests": 1, "temperature": None}, escape_at=0, path="/v1/messages/batches")
+def test_the_request_check_takes_any_request_shaped_body(document, escape_at, path):
+    from migrations_audit.diff.request_check import Violation, request_violations
+    from migrations_audit.diff.rules import ruleset_load
+
+    text = json.dumps(document)
+    letters = [i for i, char in enumerate(text) if char.isalpha()]
+    if letters and escape_at % 2:  # write one letter as a \u escape
+        i = letters[escape_at % len(letters)]
+        text = f"{text[:i]}\\u{ord(text[i]):04x}{text[i + 1 :]}"
+    violations = request_violations(
+        upstream_rules=ruleset_load("anthropic"),
+        version="2026-10-21",
+        method="POST",
+        path=path,
+        body=text.encode(),
+    )
+    assert all(isinstance(violation, Violation) for violation in violations)
