@@ -249,7 +249,7 @@ REPLAY_TIMEOUT_SECONDS = env_int("REPLAY_TIMEOUT_SECONDS", 120, minimum=1)
 REPLAY_LEASE_SECONDS = env_int("REPLAY_LEASE_SECONDS", 300, minimum=2)
 # Exchanges per replay task (every version and repeat of each): bigger batches cost fewer queries
 # per request; smaller ones spread a short run over more workers.
-REPLAY_BATCH_EXCHANGES = env_int("REPLAY_BATCH_EXCHANGES", 25, minimum=1)
+REPLAY_BATCH_EXCHANGES = env_int("REPLAY_BATCH_EXCHANGES", 50, minimum=1)
 REPLAY_RECONCILE_SECONDS = env_int("REPLAY_RECONCILE_SECONDS", 15, minimum=1)
 # How often beat looks for report schedules that are due.
 REPORTS_TICK_SECONDS = env_int("REPORTS_TICK_SECONDS", 30, minimum=1)

@@ -8,6 +8,7 @@ worker died is claimed again once its lease expires (see `run_reconcile`).
 import json
 import logging
 import random
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -255,12 +256,19 @@ def results_execute(*, result_ids: list[int]) -> None:
         _queue([r.pk for r in later], countdown=wait)
     most = ratelimit.batch_size(upstream=upstream, max_wait=SHORT_WAIT)
     key = core_services.upstream_replay_key(upstream=upstream) or ""
+    waited = 0.0
     while ready:
         claim = _claim(run, upstream, ready[:most])
         if not claim.run_active:
             break  # cancelled, or stopped by its budget: the rest of its work stays where it is
         ready = [result for result in ready if result.pk not in claim.taken_elsewhere]
         claimed = claim.claimed
+        if not claimed and ready and waited + claim.wait_seconds <= SHORT_WAIT:
+            # Every concurrent slot is taken: one frees as soon as a request in flight ends, sooner
+            # than a trip through the broker would bring this batch back.
+            time.sleep(claim.wait_seconds)
+            waited += claim.wait_seconds
+            continue
         if not claimed:
             if ready:
                 _requeue(ready, wait=claim.wait_seconds)
@@ -315,7 +323,7 @@ def _claim(run: ReplayRun, upstream: Upstream, candidates: list[ReplayResult]) -
         taken_elsewhere = {r.pk for r in candidates} - claimable
         room = ratelimit.concurrency_room(upstream=upstream, now=now)
         if room <= 0:
-            return _Claim(True, taken_elsewhere=taken_elsewhere, wait_seconds=0.05 + random.random() * 0.2)
+            return _Claim(True, taken_elsewhere=taken_elsewhere, wait_seconds=0.01 + random.random() * 0.04)
         claimed = [r for r in candidates if r.pk in claimable][:room]
         ReplayResult.objects.filter(pk__in=[r.pk for r in claimed]).update(
             state=Status.RUNNING, leased_until=now + LEASE, tries=F("tries") + 1
