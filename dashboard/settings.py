@@ -237,6 +237,7 @@ MIGRATION_AUDIT_SECRET_FIELDS = env_list(
 MIGRATION_AUDIT_ENCRYPTION_KEY = env_str("MIGRATION_AUDIT_ENCRYPTION_KEY")
 MIGRATION_AUDIT_PROXY_TIMEOUT = env_int("MIGRATION_AUDIT_PROXY_TIMEOUT", 600, minimum=1)
 MIGRATION_AUDIT_MAX_BODY_BYTES = env_int("MIGRATION_AUDIT_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=1024)
+MIGRATION_AUDIT_MAX_HEADERS = env_int("MIGRATION_AUDIT_MAX_HEADERS", 200, minimum=16)
 # The proxy's recorder: exchanges it may hold while the database is slow or away (more are dropped and
 # counted), and how often it stores its recorded/dropped/failed totals for the dashboard.
 MIGRATION_AUDIT_RECORDER_MAX_PENDING = env_int("MIGRATION_AUDIT_RECORDER_MAX_PENDING", 10_000, minimum=1)

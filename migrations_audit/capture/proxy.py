@@ -256,6 +256,15 @@ class ProxyApp:
     async def _forward(self, route: UpstreamRoute, path: str, scope, receive, send):
         started_at = datetime.now(UTC)
         started = time.perf_counter()
+        if len(scope["headers"]) > settings.MIGRATION_AUDIT_MAX_HEADERS:
+            # Refused before anything is read, forwarded or stored: no API client sends that many.
+            await _send_error(
+                send,
+                431,
+                "request_too_large",
+                f"The request has more than {settings.MIGRATION_AUDIT_MAX_HEADERS} headers.",
+            )
+            return
         try:
             body = await _read_body(receive, limit=settings.MIGRATION_AUDIT_MAX_BODY_BYTES)
         except BodyTooLarge:
