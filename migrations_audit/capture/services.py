@@ -2,7 +2,6 @@
 
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -12,6 +11,7 @@ from django.db import connection, connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from migrations_audit.bulk import rows_insert
 from migrations_audit.diff.services import request_findings_record
 from migrations_audit.models import Client, Exchange, HarImport, RecorderTotals, TrafficDay, Upstream
 
@@ -63,7 +63,7 @@ def exchanges_record(
             exchange.client_id = client.pk
             Exchange.client.field.set_cached_value(exchange, client)
             exchanges.append(exchange)
-        exchanges_insert(exchanges)
+        rows_insert(Exchange, exchanges)
         traffic_days_add(upstream=upstream, exchanges=exchanges)
     summary.stored = len(exchanges)
     request_findings_record(exchanges=exchanges)
@@ -105,75 +105,6 @@ def content_hashes_stored(*, upstream: Upstream, hashes: set[str]) -> set[str]:
             [upstream.pk, " ".join(hashes)],
         )
         return {content_hash for (content_hash,) in cursor.fetchall()}
-
-
-def exchanges_insert(exchanges: list[Exchange]) -> None:
-    """Insert unsaved exchanges, their primary keys set as bulk_create sets them.
-
-    On PostgreSQL through COPY, with ids taken from the table's sequence first: a multi-row INSERT
-    of wide rows spends most of its time building and parsing the SQL text. Elsewhere bulk_create.
-    """
-    db = connections[router.db_for_write(Exchange)]
-    if db.vendor != "postgresql":
-        Exchange.objects.bulk_create(exchanges)
-        return
-    converters = _copy_converters(Exchange._meta.concrete_fields)
-    table = Exchange._meta.db_table
-    quote = db.ops.quote_name
-    with db.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-            [table, len(exchanges)],
-        )
-        ids = sorted(pk for (pk,) in cursor.fetchall())
-        columns = ", ".join(quote(field.column) for field in Exchange._meta.concrete_fields)
-        cursor.execute(f"SELECT {columns} FROM {quote(table)} LIMIT 0")  # noqa: S608
-        types = [column.type_code for column in cursor.description]
-        with cursor.copy(f"COPY {quote(table)} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(types)
-            for exchange, pk in zip(exchanges, ids, strict=True):
-                exchange.pk = pk
-                row = []
-                for attname, as_is, prepare in converters:
-                    value = getattr(exchange, attname)
-                    row.append(value if type(value) is as_is else prepare(value, db))
-                copy.write_row(row)
-    for exchange in exchanges:
-        exchange._state.adding = False
-        exchange._state.db = db.alias
-
-
-# Fields whose values of the given Python type psycopg takes as they are: for those, Django's
-# get_db_prep_save only hands the value back, and calling it for every field of every row costs as
-# much as building the row.
-COPY_AS_IS = {
-    "CharField": str,
-    "TextField": str,
-    "BooleanField": bool,
-    "FloatField": float,
-    "BinaryField": bytes,
-    **dict.fromkeys(
-        [
-            "AutoField",
-            "BigAutoField",
-            "IntegerField",
-            "BigIntegerField",
-            "SmallIntegerField",
-            "PositiveIntegerField",
-            "PositiveSmallIntegerField",
-            "PositiveBigIntegerField",
-        ],
-        int,
-    ),
-}
-
-
-def _copy_converters(fields) -> list[tuple[str, type | None, Callable]]:
-    converters = []
-    for field in fields:
-        as_is = COPY_AS_IS.get((field.target_field if field.is_relation else field).get_internal_type())
-        converters.append((field.attname, as_is, field.get_db_prep_save))
-    return converters
 
 
 def traffic_days_add(*, upstream: Upstream, exchanges: list[Exchange]) -> None:

@@ -11,6 +11,7 @@ from itertools import pairwise
 from django.db import transaction
 from django.db.models import F, Q
 
+from migrations_audit.bulk import rows_insert
 from migrations_audit.models import (
     ChangelogRule,
     Difference,
@@ -354,7 +355,7 @@ def _differences_replace(*, run, diffs: list[_ExchangeDiff], rules) -> None:
                     tally.noise_rate = change.noise_rate
                 tally.noise = tally.noise or change.classification == NOISE
     _comparisons_write(run=run, comparisons=comparisons)
-    Difference.objects.bulk_create(rows, batch_size=1000)
+    rows_insert(Difference, rows)
     _signatures_add(upstream_id=upstream_id, tallies=tallies, rules_by_key=rules_by_key)
     for diff in diffs:
         _noise_propagate(run=run, exchange=diff.exchange, compared=diff.compared)
@@ -382,7 +383,7 @@ def _comparisons_write(*, run, comparisons: dict[tuple[int, str, str], dict]) ->
         )
         key = (version_from, version_to, values["endpoint"])
         created[key] = created.get(key, 0) + 1
-    ExchangeComparison.objects.bulk_create(new, batch_size=1000)
+    rows_insert(ExchangeComparison, new)
     for (version_from, version_to, endpoint), count in created.items():
         tally, _ = ComparisonTally.objects.get_or_create(
             upstream_id=run.upstream_id, version_from=version_from, version_to=version_to, endpoint=endpoint
