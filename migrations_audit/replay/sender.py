@@ -6,7 +6,9 @@ the same reason as the proxy: its per-request cost is a fraction of httpx's.
 """
 
 import asyncio
+import concurrent.futures
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,12 +49,14 @@ class Sender:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._session: aiohttp.ClientSession | None = None
 
-    def send_all(self, requests: list[ReplayRequest]) -> list[Outcome]:
-        """The outcomes, in the order of the requests."""
+    def submit(self, requests: list[ReplayRequest]) -> concurrent.futures.Future:
+        """Start sending; the future's result is the outcomes, in the order of the requests. The
+        requests go out from the sender's own thread while the caller records the previous batch."""
         if self._pid != os.getpid():
-            # A forked worker child must not reuse its parent's loop and sockets.
+            # A forked worker child must not reuse its parent's loop, thread and sockets.
             self._pid, self._loop, self._session = os.getpid(), asyncio.new_event_loop(), None
-        return self._loop.run_until_complete(self._send_all(requests))
+            threading.Thread(target=self._loop.run_forever, name="replay-sender", daemon=True).start()
+        return asyncio.run_coroutine_threadsafe(self._send_all(requests), self._loop)
 
     async def _send_all(self, requests: list[ReplayRequest]) -> list[Outcome]:
         if self._session is None:

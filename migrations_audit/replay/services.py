@@ -5,6 +5,7 @@ a lease, so a task delivered twice or run by two workers stores one result, and 
 worker died is claimed again once its lease expires (see `run_reconcile`).
 """
 
+import concurrent.futures
 import json
 import logging
 import random
@@ -254,41 +255,52 @@ def results_execute(*, result_ids: list[int]) -> None:
         # Not yet: the retry's backoff (or retry-after) has not passed.
         wait = min((r.not_before - now).total_seconds() for r in later)
         _queue([r.pk for r in later], countdown=wait)
-    most = ratelimit.batch_size(upstream=upstream, max_wait=SHORT_WAIT)
+    # In quarters at least, so that sending one overlaps with recording the one before.
+    most = min(ratelimit.batch_size(upstream=upstream, max_wait=SHORT_WAIT), max(1, -(-len(ready) // 4)))
     key = core_services.upstream_replay_key(upstream=upstream) or ""
     waited = 0.0
-    while ready:
-        claim = _claim(run, upstream, ready[:most])
-        if not claim.run_active:
-            break  # cancelled, or stopped by its budget: the rest of its work stays where it is
-        ready = [result for result in ready if result.pk not in claim.taken_elsewhere]
-        claimed = claim.claimed
-        if not claimed and ready and waited + claim.wait_seconds <= SHORT_WAIT:
-            # Every concurrent slot is taken: one frees as soon as a request in flight ends, sooner
-            # than a trip through the broker would bring this batch back.
-            time.sleep(claim.wait_seconds)
-            waited += claim.wait_seconds
-            continue
-        if not claimed:
-            if ready:
-                _requeue(ready, wait=claim.wait_seconds)
-            break
-        reservation = ratelimit.rate_reserve(upstream=upstream, count=len(claimed), max_wait=SHORT_WAIT)
-        if not reservation.granted:
-            _release(claimed)
-            _requeue(ready, wait=reservation.wait_seconds)
-            break
-        requests = []
-        for index, result in enumerate(claimed):
-            url, headers, body = _request_for(result.exchange, upstream, result.version, key)
-            requests.append(
-                ReplayRequest(
-                    result.exchange.method, url, headers, body, start_after=reservation.start_after(index)
-                )
-            )
-        _record(run, claimed, _sender.send_all(requests))
-        claimed_ids = {result.pk for result in claimed}
-        ready = [result for result in ready if result.pk not in claimed_ids]
+    # Two sub-batches in flight at most: one being sent while the one before it is recorded.
+    sending: tuple[list[ReplayResult], concurrent.futures.Future] | None = None
+    while ready or sending:
+        claimed = []
+        if ready:
+            claim = _claim(run, upstream, ready[:most])
+            if not claim.run_active:
+                ready = []  # cancelled, or stopped by its budget: the rest stays where it is
+            else:
+                ready = [result for result in ready if result.pk not in claim.taken_elsewhere]
+                claimed = claim.claimed
+                if not claimed and ready and not sending and waited + claim.wait_seconds <= SHORT_WAIT:
+                    # Every concurrent slot is taken: one frees as soon as a request in flight
+                    # ends, sooner than a trip through the broker would bring this batch back.
+                    time.sleep(claim.wait_seconds)
+                    waited += claim.wait_seconds
+                    continue
+                if not claimed and ready and not sending:
+                    _requeue(ready, wait=claim.wait_seconds)
+                    ready = []
+        started = None
+        if claimed:
+            reservation = ratelimit.rate_reserve(upstream=upstream, count=len(claimed), max_wait=SHORT_WAIT)
+            if not reservation.granted:
+                _release(claimed)
+                _requeue(ready, wait=reservation.wait_seconds)
+                ready, claimed = [], []
+            else:
+                requests = [
+                    ReplayRequest(
+                        result.exchange.method,
+                        *_request_for(result.exchange, upstream, result.version, key),
+                        start_after=reservation.start_after(index),
+                    )
+                    for index, result in enumerate(claimed)
+                ]
+                started = (claimed, _sender.submit(requests))
+                claimed_ids = {result.pk for result in claimed}
+                ready = [result for result in ready if result.pk not in claimed_ids]
+        if sending:
+            _record(run, sending[0], sending[1].result())
+        sending = started
     _exchanges_finished(run.pk, {result.exchange_id for result in results})
     _run_complete_if_done(run.pk)
 
