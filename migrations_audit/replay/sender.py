@@ -1,7 +1,8 @@
 """Sends a worker's batch of replay requests concurrently, each at its reserved start time.
 
-One event loop and one pooled aiohttp session per worker process, kept between batches: a batch
-of fifty requests costs fifty requests, not fifty connection set-ups. aiohttp rather than httpx for
+One event loop, in a thread of its own, and one pooled aiohttp session per worker process, kept
+between batches: a batch of fifty requests costs fifty requests, not fifty connection set-ups, and
+the worker records one batch while the next is on the wire. aiohttp rather than httpx for
 the same reason as the proxy: its per-request cost is a fraction of httpx's.
 """
 
