@@ -123,6 +123,10 @@ def request_findings_record(*, exchanges: list[Exchange]) -> None:
         RequestFinding.objects.bulk_create(findings, ignore_conflicts=True)
 
 
+# An exchange's recorded response: what replay never reads, and the diff only when it compares it.
+RECORDED_RESPONSE = ("response_headers", "response_body", "response_events")
+
+
 @dataclass
 class _ExchangeDiff:
     exchange: Exchange
@@ -147,9 +151,7 @@ def exchanges_diff_record(*, run_id: int, exchange_ids: list[int]) -> None:
     recorded_replayed = Q(api_version__in=run.versions)
     exchanges = sorted(
         [
-            *Exchange.objects.filter(recorded_replayed, pk__in=exchange_ids).defer(
-                "response_headers", "response_body", "response_events"
-            ),
+            *Exchange.objects.filter(recorded_replayed, pk__in=exchange_ids).defer(*RECORDED_RESPONSE),
             *Exchange.objects.filter(~recorded_replayed, pk__in=exchange_ids),
         ],
         key=lambda exchange: exchange.pk,

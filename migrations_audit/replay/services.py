@@ -22,7 +22,7 @@ from django.utils.dateparse import parse_datetime
 
 from migrations_audit import services as core_services
 from migrations_audit.capture.recording import HOP_BY_HOP
-from migrations_audit.diff.services import exchanges_diff_record
+from migrations_audit.diff.services import RECORDED_RESPONSE, exchanges_diff_record
 from migrations_audit.models import (
     Exchange,
     RateLimiterState,
@@ -44,8 +44,6 @@ LEASE = timedelta(seconds=settings.REPLAY_LEASE_SECONDS)
 # retried too, up to the limit; every other status is a result, a 400 included.
 RETRY_LATER = {429, 529}
 SHORT_WAIT = 1.0
-# What replay never reads of the recorded exchange: its response (the diff loads it when needed).
-RECORDED_RESPONSE = ("response_headers", "response_body", "response_events")
 
 
 class ReplayError(ValueError):
