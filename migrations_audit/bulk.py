@@ -38,8 +38,10 @@ def rows_insert(model: type[Model], objects: list[Model]) -> None:
         )
         ids = sorted(pk for (pk,) in cursor.fetchall())
         columns = ", ".join(quote(field.column) for field in fields)
-        cursor.execute(f"SELECT {columns} FROM {quote(table)} LIMIT 0")  # noqa: S608
-        types = [column.type_code for column in cursor.description]
+        types = _column_types.get((db.alias, table))
+        if types is None:
+            cursor.execute(f"SELECT {columns} FROM {quote(table)} LIMIT 0")  # noqa: S608
+            types = _column_types[(db.alias, table)] = [column.type_code for column in cursor.description]
         with cursor.copy(f"COPY {quote(table)} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(types)
             for instance, pk in zip(objects, ids, strict=True):
@@ -54,6 +56,10 @@ def rows_insert(model: type[Model], objects: list[Model]) -> None:
     for instance in objects:
         instance._state.adding = False
         instance._state.db = db.alias
+
+
+# The type oids of each table's columns, read once per process: built-in types' oids never change.
+_column_types: dict[tuple[str, str], list[int]] = {}
 
 
 # Fields whose values of the given Python type psycopg takes as they are: for those, Django's

@@ -5,6 +5,7 @@ exchanges_diff_record once every result of a batch of exchanges in a run is fini
 """
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -135,7 +136,7 @@ class _ExchangeDiff:
     replayed: dict[str, ResponseSnapshot]
 
 
-def exchanges_diff_record(*, run_id: int, exchange_ids: list[int]) -> None:
+def exchanges_diff_record(*, run_id: int, exchange_ids: list[int], held: Iterable[ReplayResult] = ()) -> None:
     """Diff each exchange's responses in a run, version pair by version pair, and store the result.
 
     Pairs: consecutive versions in the run's order, plus the upstream's baseline -> target. A
@@ -144,6 +145,9 @@ def exchanges_diff_record(*, run_id: int, exchange_ids: list[int]) -> None:
     the upstream's volatile headers. Safe to call again: the run's differences for these exchanges
     are replaced, and the aggregates adjusted by the difference. A batch is written together: the
     aggregates of a signature that many exchanges share are updated once.
+
+    `held`: results the caller has in memory exactly as stored (the worker that just recorded
+    them), which are not read back; the others are.
     """
     run = ReplayRun.objects.select_related("upstream").get(pk=run_id)
     # The recorded response is compared only when the run did not replay the recorded version (or
@@ -156,9 +160,19 @@ def exchanges_diff_record(*, run_id: int, exchange_ids: list[int]) -> None:
         ],
         key=lambda exchange: exchange.pk,
     )
+    wanted = set(exchange_ids)
+    held = [
+        result
+        for result in held
+        if result.run_id == run.pk
+        and result.exchange_id in wanted
+        and result.state == ReplayResult.Status.DONE
+    ]
+    done = ReplayResult.objects.filter(
+        run=run, exchange_id__in=exchange_ids, state=ReplayResult.Status.DONE
+    ).exclude(pk__in=[result.pk for result in held])
     results: dict[int, list[ReplayResult]] = {}
-    done = ReplayResult.objects.filter(run=run, exchange_id__in=exchange_ids, state=ReplayResult.Status.DONE)
-    for result in done.order_by("attempt", "pk"):
+    for result in sorted([*held, *done], key=lambda result: (result.attempt, result.pk)):
         results.setdefault(result.exchange_id, []).append(result)
     rules = list(ChangelogRule.objects.filter(upstream=run.upstream))
     known_noise: dict[tuple, dict] = {}

@@ -3,7 +3,8 @@
 Requests per second: one request every 1/rps seconds, with no burst. A worker reserves the start
 times of a batch at once, in Redis (one atomic Lua script) when the broker is Redis, else in a
 database row, and sends each request at its time. Concurrency: the results leased as
-running, counted inside the same lock, so no two workers exceed the limit together.
+running, counted by the claim (`services._claim`) under the upstream's limiter row, so no two
+workers exceed the limit together.
 """
 
 import time
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import transaction
 
-from migrations_audit.models import RateLimiterState, ReplayResult, Upstream
+from migrations_audit.models import RateLimiterState, Upstream
 
 # Reserves `count` consecutive slots, one every `interval`, starting at the first free one, unless
 # that is more than `max_wait` away. Returns {granted, seconds until the first slot}.
@@ -88,11 +89,3 @@ def rate_reserve(*, upstream: Upstream, count: int, max_wait: float) -> Reservat
             return Reservation(False, slot - now, interval)
         RateLimiterState.objects.filter(pk=state.pk).update(next_slot=slot + interval * count)
     return Reservation(True, slot - now, interval)
-
-
-def concurrency_room(*, upstream: Upstream, now) -> int:
-    """How many more requests to `upstream` may be in flight (results leased as running)."""
-    running = ReplayResult.objects.filter(
-        run__upstream=upstream, state=ReplayResult.Status.RUNNING, leased_until__gt=now
-    ).count()
-    return upstream.rate_limit_concurrency - running

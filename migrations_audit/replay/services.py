@@ -21,8 +21,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from migrations_audit import services as core_services
+from migrations_audit.bulk import rows_insert
 from migrations_audit.capture.recording import HOP_BY_HOP
-from migrations_audit.diff.services import RECORDED_RESPONSE, exchanges_diff_record
+from migrations_audit.diff.services import exchanges_diff_record
 from migrations_audit.models import (
     Exchange,
     RateLimiterState,
@@ -170,16 +171,20 @@ def _noise_sample(exchanges: list[tuple[int, str]], *, rate: float) -> set[int]:
 
 def _queue(result_ids, *, countdown: float = 0) -> None:
     """Queue the work as batches of whole exchanges (every version and repeat of an exchange in one
-    task), so the worker that finishes a batch can diff its exchanges at once."""
+    task, and a task's work of one run), so the worker that finishes a batch can diff its
+    exchanges at once."""
+    current_run = None
     rows = ReplayResult.objects.filter(pk__in=list(result_ids)).order_by("run_id", "exchange_id", "pk")
     batch: list[int] = []
     exchanges: set[tuple[int, int]] = set()
     for pk, run_id, exchange_id in rows.values_list("pk", "run_id", "exchange_id").iterator():
-        if (run_id, exchange_id) not in exchanges and len(exchanges) >= settings.REPLAY_BATCH_EXCHANGES:
+        full = (run_id, exchange_id) not in exchanges and len(exchanges) >= settings.REPLAY_BATCH_EXCHANGES
+        if batch and (full or run_id != current_run):
             _send_batch(batch, countdown)
             batch, exchanges = [], set()
         exchanges.add((run_id, exchange_id))
         batch.append(pk)
+        current_run = run_id
     if batch:
         _send_batch(batch, countdown)
 
@@ -238,14 +243,17 @@ def results_execute(*, result_ids: list[int]) -> None:
     """Claim the batch's results as the limits allow, send their requests concurrently, record every
     attempt, queue what must be retried, and diff the exchanges whose results are all final."""
     results = list(
-        ReplayResult.objects.select_related("run__upstream", "exchange")
-        .defer(*(f"exchange__{name}" for name in RECORDED_RESPONSE))
+        ReplayResult.objects.select_related("exchange")
+        .only(*CLAIM_FIELDS, *(f"exchange__{name}" for name in REQUEST_FIELDS))
         .filter(pk__in=result_ids, state__in=OPEN)
         .order_by("pk")
     )
-    if not results or results[0].run.status != ReplayRun.Status.RUNNING:
+    if not results:
         return
-    run, upstream = results[0].run, results[0].run.upstream
+    run = ReplayRun.objects.select_related("upstream").get(pk=results[0].run_id)
+    if run.status != ReplayRun.Status.RUNNING:
+        return
+    upstream = run.upstream
     now = timezone.now()
     ready = [r for r in results if not (r.not_before and r.not_before > now)]
     later = [r for r in results if r.not_before and r.not_before > now]
@@ -259,6 +267,7 @@ def results_execute(*, result_ids: list[int]) -> None:
     waited = 0.0
     # Two sub-batches in flight at most: one being sent while the one before it is recorded.
     sending: tuple[list[ReplayResult], concurrent.futures.Future] | None = None
+    held: list[ReplayResult] = []
     while ready or sending:
         claimed = []
         if ready:
@@ -297,10 +306,16 @@ def results_execute(*, result_ids: list[int]) -> None:
                 claimed_ids = {result.pk for result in claimed}
                 ready = [result for result in ready if result.pk not in claimed_ids]
         if sending:
-            _record(run, sending[0], sending[1].result())
+            held += _record(run, sending[0], sending[1].result())
         sending = started
-    _exchanges_finished(run.pk, {result.exchange_id for result in results})
+    _exchanges_finished(run.pk, {result.exchange_id for result in results}, held=held)
     _run_complete_if_done(run.pk)
+
+
+# What a batch reads of its results and their exchanges: what a claim, a request and a record need.
+# The answers are not read: the worker writes them.
+CLAIM_FIELDS = ("run", "exchange", "version", "attempt", "state", "tries", "leased_until", "not_before")
+REQUEST_FIELDS = ("method", "path", "query", "request_headers", "request_body")
 
 
 @dataclass
@@ -315,32 +330,100 @@ class _Claim:
 
 def _claim(run: ReplayRun, upstream: Upstream, candidates: list[ReplayResult]) -> _Claim:
     """Lease as many of the candidates as the concurrency limit allows. Claims to one upstream are
-    serialised by its limiter row, so what is selected here is exactly what is leased."""
+    serialised by its limiter row, so what is counted as in flight is exactly what is leased.
+
+    One UPDATE does the work (the run still running, each result still claimable, the room left
+    under the limit): on this path every round trip to the database is a cost per replayed request.
+    Only when it leases fewer than asked does a second query say why."""
     now = timezone.now()
+    ids = [r.pk for r in candidates]
     with transaction.atomic():
-        RateLimiterState.objects.select_for_update().get_or_create(upstream=upstream)
-        if not ReplayRun.objects.filter(pk=run.pk, status=ReplayRun.Status.RUNNING).exists():
-            return _Claim(run_active=False)
-        claimable = set(
-            ReplayResult.objects.filter(
-                Q(pk__in=[r.pk for r in candidates])
-                & (
-                    Q(state__in=[Status.PENDING, Status.RETRYING])
-                    | Q(state=Status.RUNNING, leased_until__lt=now)
-                )
-            ).values_list("pk", flat=True)
-        )
-        taken_elsewhere = {r.pk for r in candidates} - claimable
-        room = ratelimit.concurrency_room(upstream=upstream, now=now)
-        if room <= 0:
-            return _Claim(True, taken_elsewhere=taken_elsewhere, wait_seconds=0.01 + random.random() * 0.04)
-        claimed = [r for r in candidates if r.pk in claimable][:room]
-        ReplayResult.objects.filter(pk__in=[r.pk for r in claimed]).update(
-            state=Status.RUNNING, leased_until=now + LEASE, tries=F("tries") + 1
-        )
+        _limiter_lock(upstream)
+        leased = set(_claim_update(run, upstream, ids, now=now))
+        if len(leased) < len(ids):
+            run_active, claimable = _claim_blockers(run, ids, now=now)
+    claimed = [r for r in candidates if r.pk in leased]
     for result in claimed:
         result.tries += 1
+        result.leased_until = now + LEASE
+    if len(leased) == len(ids):
+        return _Claim(True, claimed=claimed)
+    if not run_active:
+        return _Claim(run_active=False)
+    taken_elsewhere = set(ids) - leased - claimable
+    if not claimed and claimable:
+        # No room: every concurrent slot is taken.
+        return _Claim(True, taken_elsewhere=taken_elsewhere, wait_seconds=0.01 + random.random() * 0.04)
     return _Claim(True, claimed=claimed, taken_elsewhere=taken_elsewhere)
+
+
+def _limiter_lock(upstream: Upstream) -> None:
+    """Hold the upstream's limiter row until the transaction ends (a no-op on SQLite, where the
+    claim's UPDATE holds the database's write lock anyway)."""
+    locked = RateLimiterState.objects.select_for_update().filter(upstream=upstream)
+    if not locked.exists():
+        RateLimiterState.objects.get_or_create(upstream=upstream)
+        locked.exists()
+
+
+def _claim_update(run: ReplayRun, upstream: Upstream, ids: list[int], *, now) -> list[int]:
+    quote = connection.ops.quote_name
+    results, runs = quote(ReplayResult._meta.db_table), quote(ReplayRun._meta.db_table)
+    marks = ", ".join(["%s"] * len(ids))
+    claimable = "(state IN (%s, %s) OR (state = %s AND leased_until < %s))"
+    # Only quoted table names and placeholders are formatted in; every value is a parameter. The
+    # room is the upstream's limit less the results leased as running in any of its runs (a
+    # cancelled run's requests in flight count until they end).
+    sql = f"""
+        UPDATE {results} SET state = %s, leased_until = %s, tries = tries + 1
+        WHERE id IN (
+            SELECT id FROM {results}
+            WHERE id IN ({marks}) AND {claimable}
+              AND EXISTS (SELECT 1 FROM {runs} WHERE id = %s AND status = %s)
+            ORDER BY id
+            LIMIT (
+                SELECT CASE WHEN COUNT(*) >= %s THEN 0 ELSE %s - COUNT(*) END FROM {results}
+                WHERE state = %s AND leased_until > %s
+                  AND run_id IN (SELECT id FROM {runs} WHERE upstream_id = %s)
+            )
+        )
+        RETURNING id
+    """  # noqa: S608
+    lease = ReplayResult._meta.get_field("leased_until")
+    at, until = (lease.get_db_prep_value(moment, connection) for moment in (now, now + LEASE))
+    limit = upstream.rate_limit_concurrency
+    params = [
+        Status.RUNNING,
+        until,
+        *ids,
+        Status.PENDING,
+        Status.RETRYING,
+        Status.RUNNING,
+        at,
+        run.pk,
+        ReplayRun.Status.RUNNING,
+        limit,
+        limit,
+        Status.RUNNING,
+        at,
+        upstream.pk,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _claim_blockers(run: ReplayRun, ids: list[int], *, now) -> tuple[bool, set[int]]:
+    """Why a claim leased fewer than asked: whether the run still runs, and which candidates were
+    claimable (those not leased then found no room)."""
+    run_active = ReplayRun.objects.filter(pk=run.pk, status=ReplayRun.Status.RUNNING).exists()
+    claimable = set(
+        ReplayResult.objects.filter(
+            Q(pk__in=ids)
+            & (Q(state__in=[Status.PENDING, Status.RETRYING]) | Q(state=Status.RUNNING, leased_until__lt=now))
+        ).values_list("pk", flat=True)
+    )
+    return run_active, claimable
 
 
 def _release(results: list[ReplayResult]) -> None:
@@ -393,12 +476,16 @@ def _request_for(exchange: Exchange, upstream: Upstream, version: str, key: str)
     return url, headers, body
 
 
-def _record(run: ReplayRun, results: list[ReplayResult], outcomes: list[Outcome]) -> None:
-    """Store each attempt; finish the results that have their answer, queue the rest for a retry."""
-    ReplayAttempt.objects.bulk_create(
+def _record(run: ReplayRun, results: list[ReplayResult], outcomes: list[Outcome]) -> list[ReplayResult]:
+    """Store each attempt; finish the results that have their answer, queue the rest for a retry.
+    Returns the finished results known to be stored as they are in memory: saved while this worker
+    still held their lease, so no other worker can have answered them instead."""
+    # Each claim counts a try under the limiter lock, so (result, number) is new: no conflict.
+    rows_insert(
+        ReplayAttempt,
         [
             ReplayAttempt(
-                result=result,
+                result_id=result.pk,
                 number=result.tries,
                 started_at=outcome.started_at,
                 duration_ms=outcome.duration_ms,
@@ -407,8 +494,8 @@ def _record(run: ReplayRun, results: list[ReplayResult], outcomes: list[Outcome]
             )
             for result, outcome in zip(results, outcomes, strict=True)
         ],
-        ignore_conflicts=True,
     )
+    lease_ends = min(result.leased_until for result in results)
     now = timezone.now()
     retried: list[ReplayResult] = []
     finished: list[ReplayResult] = []
@@ -443,10 +530,12 @@ def _record(run: ReplayRun, results: list[ReplayResult], outcomes: list[Outcome]
     with transaction.atomic():
         _running_results_save(finished, FINISHED_FIELDS)
         _running_results_save(retried, RETRY_FIELDS)
+    held = finished if timezone.now() < lease_ends else []
     if retried:
         # One task for the batch's retries: it runs at the earliest, and queues again what is not due.
         _queue([r.pk for r in retried], countdown=min((r.not_before - now).total_seconds() for r in retried))
-    _tokens_count(run.pk, tokens)
+    _tokens_count(run, tokens)
+    return held
 
 
 FINISHED_FIELDS = (
@@ -487,18 +576,22 @@ def _running_results_save(results: list[ReplayResult], field_names: tuple[str, .
         cursor.executemany(sql, rows)
 
 
-def _tokens_count(run_id: int, tokens: int) -> None:
+def _tokens_count(run: ReplayRun, tokens: int) -> None:
     if not tokens:
         return
-    ReplayRun.objects.filter(pk=run_id).update(tokens_spent=F("tokens_spent") + tokens)
-    run = ReplayRun.objects.get(pk=run_id)
-    if run.token_budget and run.tokens_spent >= run.token_budget and run.status == ReplayRun.Status.RUNNING:
-        ReplayRun.objects.filter(pk=run_id, status=ReplayRun.Status.RUNNING).update(
-            status=ReplayRun.Status.COMPLETED,
-            finished_at=timezone.now(),
-            error=f"Stopped: the token budget ({run.token_budget}) is spent.",
-        )
-        ReplayResult.objects.filter(run_id=run_id, state__in=[Status.PENDING, Status.RETRYING]).update(
+    ReplayRun.objects.filter(pk=run.pk).update(tokens_spent=F("tokens_spent") + tokens)
+    if not run.token_budget:
+        return  # a run's budget is set when it starts: without one, there is nothing to check
+    spent = ReplayRun.objects.filter(pk=run.pk).values_list("tokens_spent", flat=True).get()
+    if spent < run.token_budget:
+        return
+    stopped = ReplayRun.objects.filter(pk=run.pk, status=ReplayRun.Status.RUNNING).update(
+        status=ReplayRun.Status.COMPLETED,
+        finished_at=timezone.now(),
+        error=f"Stopped: the token budget ({run.token_budget}) is spent.",
+    )
+    if stopped:
+        ReplayResult.objects.filter(run_id=run.pk, state__in=[Status.PENDING, Status.RETRYING]).update(
             state=Status.SKIPPED, error="token budget spent"
         )
 
@@ -527,9 +620,10 @@ def _json(data):
         return None
 
 
-def _exchanges_finished(run_id: int, exchange_ids: set[int]) -> None:
+def _exchanges_finished(run_id: int, exchange_ids: set[int], held: list[ReplayResult] = ()) -> None:
     """Diff the exchanges whose results in the run are all final: each exactly once, by whichever
-    worker wins the conditional update of the exchange's first result."""
+    worker wins the conditional update of the exchange's first result. `held`: results this worker
+    stored and still has in memory, for the diff not to read them back."""
     busy = set(
         ReplayResult.objects.filter(run_id=run_id, exchange_id__in=exchange_ids, state__in=OPEN).values_list(
             "exchange_id", flat=True
@@ -543,7 +637,7 @@ def _exchanges_finished(run_id: int, exchange_ids: set[int]) -> None:
     )
     won = _diffs_claim([row["first"] for row in undiffed])
     if won:
-        exchanges_diff_record(run_id=run_id, exchange_ids=won)
+        exchanges_diff_record(run_id=run_id, exchange_ids=won, held=held)
 
 
 def _diffs_claim(first_result_ids: list[int]) -> list[int]:
