@@ -53,7 +53,9 @@ class ReplayResult(models.Model):
         FAILED = "failed", "Failed"
         SKIPPED = "skipped", "Skipped"
 
-    run = models.ForeignKey(ReplayRun, on_delete=models.CASCADE, related_name="results")
+    # Indexed by the unique constraint and result_run_state, which both start with it: a third index
+    # would only be one more to update with every change of state.
+    run = models.ForeignKey(ReplayRun, on_delete=models.CASCADE, related_name="results", db_index=False)
     exchange = models.ForeignKey(Exchange, on_delete=models.CASCADE, related_name="replay_results")
     version = models.CharField(max_length=50)
     attempt = models.PositiveSmallIntegerField(default=1)
@@ -99,7 +101,10 @@ class RateLimiterState(models.Model):
 class ReplayAttempt(models.Model):
     """Each HTTP try behind a result, so the UI can show retries and their errors."""
 
-    result = models.ForeignKey(ReplayResult, on_delete=models.CASCADE, related_name="attempts")
+    # Indexed by attempt_unique, which starts with it.
+    result = models.ForeignKey(
+        ReplayResult, on_delete=models.CASCADE, related_name="attempts", db_index=False
+    )
     number = models.PositiveSmallIntegerField()
     started_at = models.DateTimeField()
     duration_ms = models.FloatField(null=True, blank=True)
