@@ -180,9 +180,10 @@ def exchanges_diff_record(*, run_id: int, exchange_ids: list[int], held: Iterabl
         _exchange_compare(run, exchange, results.get(exchange.pk, []), rules, known_noise)
         for exchange in exchanges
     ]
-    with transaction.atomic():
-        _differences_replace(run=run, diffs=diffs, rules=rules)
+    # Inside a caller's transaction (replay's diff claim), part of it: no savepoint to pay for.
+    with transaction.atomic(savepoint=False):
         _findings_settle(diffs)
+        _differences_replace(run=run, diffs=diffs, rules=rules)
 
 
 def _exchange_compare(run: ReplayRun, exchange: Exchange, results, rules, known_noise: dict) -> _ExchangeDiff:
@@ -370,15 +371,21 @@ def _differences_replace(*, run, diffs: list[_ExchangeDiff], rules) -> None:
                 if change.noise_rate is not None:
                     tally.noise_rate = change.noise_rate
                 tally.noise = tally.noise or change.classification == NOISE
-    _comparisons_write(run=run, comparisons=comparisons)
+    created = _comparisons_write(run=run, comparisons=comparisons)
     rows_insert(Difference, rows)
+    # Last, just before the commit: the aggregates are rows every worker updates, locked from the
+    # first update to the end of the transaction. Taken in one order (no deadlock between workers).
+    _tallies_add(upstream_id=upstream_id, created=created)
     _signatures_add(upstream_id=upstream_id, tallies=tallies, rules_by_key=rules_by_key)
     for diff in diffs:
         _noise_propagate(run=run, exchange=diff.exchange, compared=diff.compared)
 
 
-def _comparisons_write(*, run, comparisons: dict[tuple[int, str, str], dict]) -> None:
-    """One ExchangeComparison per exchange and version pair; the tallies count each pair once."""
+def _comparisons_write(
+    *, run, comparisons: dict[tuple[int, str, str], dict]
+) -> dict[tuple[str, str, str], int]:
+    """One ExchangeComparison per exchange and version pair. Returns how many are new, per version
+    pair and endpoint, for the tallies, which count each pair once."""
     existing = {
         (exchange_id, version_from, version_to): pk
         for pk, exchange_id, version_from, version_to in ExchangeComparison.objects.filter(
@@ -400,9 +407,13 @@ def _comparisons_write(*, run, comparisons: dict[tuple[int, str, str], dict]) ->
         key = (version_from, version_to, values["endpoint"])
         created[key] = created.get(key, 0) + 1
     rows_insert(ExchangeComparison, new)
-    for (version_from, version_to, endpoint), count in created.items():
+    return created
+
+
+def _tallies_add(*, upstream_id: int, created: dict[tuple[str, str, str], int]) -> None:
+    for (version_from, version_to, endpoint), count in sorted(created.items()):
         tally, _ = ComparisonTally.objects.get_or_create(
-            upstream_id=run.upstream_id, version_from=version_from, version_to=version_to, endpoint=endpoint
+            upstream_id=upstream_id, version_from=version_from, version_to=version_to, endpoint=endpoint
         )
         ComparisonTally.objects.filter(pk=tally.pk).update(exchanges=F("exchanges") + count)
 
@@ -430,7 +441,9 @@ def _signatures_add(*, upstream_id: int, tallies: dict[str, _SignatureTally], ru
         # Most already exist, and another worker may create the others at the same moment.
         ignore_conflicts=True,
     )
-    aggregates = DifferenceSignature.objects.filter(upstream_id=upstream_id, signature__in=list(tallies))
+    aggregates = DifferenceSignature.objects.filter(
+        upstream_id=upstream_id, signature__in=list(tallies)
+    ).order_by("pk")
     memberships = []
     for aggregate in aggregates:
         tally = tallies[aggregate.signature]

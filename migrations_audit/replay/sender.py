@@ -7,7 +7,9 @@ the same reason as the proxy: its per-request cost is a fraction of httpx's.
 """
 
 import asyncio
+import atexit
 import concurrent.futures
+import contextlib
 import os
 import threading
 import time
@@ -57,7 +59,15 @@ class Sender:
             # A forked worker child must not reuse its parent's loop, thread and sockets.
             self._pid, self._loop, self._session = os.getpid(), asyncio.new_event_loop(), None
             threading.Thread(target=self._loop.run_forever, name="replay-sender", daemon=True).start()
+            atexit.register(self._close)
         return asyncio.run_coroutine_threadsafe(self._send_all(requests), self._loop)
+
+    def _close(self) -> None:
+        """Close the pooled connections as the process exits (its loop's thread is still running)."""
+        if self._pid == os.getpid() and self._session is not None:
+            done = asyncio.run_coroutine_threadsafe(self._session.close(), self._loop)
+            with contextlib.suppress(Exception):
+                done.result(timeout=2)
 
     async def _send_all(self, requests: list[ReplayRequest]) -> list[Outcome]:
         if self._session is None:

@@ -348,7 +348,7 @@ def _claim(run: ReplayRun, upstream: Upstream, candidates: list[ReplayResult]) -
         result.leased_until = now + LEASE
     if len(leased) == len(ids):
         return _Claim(True, claimed=claimed)
-    if not run_active:
+    if not run_active and not claimed:
         return _Claim(run_active=False)
     taken_elsewhere = set(ids) - leased - claimable
     if not claimed and claimable:
@@ -635,9 +635,12 @@ def _exchanges_finished(run_id: int, exchange_ids: set[int], held: list[ReplayRe
         .annotate(first=Min("pk"), diffed=Max("diffed_at"))
         .filter(diffed__isnull=True)
     )
-    won = _diffs_claim([row["first"] for row in undiffed])
-    if won:
-        exchanges_diff_record(run_id=run_id, exchange_ids=won, held=held)
+    # The claim and the diff commit together: a worker that dies while diffing leaves the exchanges
+    # unclaimed, for the run's completion check to diff them.
+    with transaction.atomic():
+        won = _diffs_claim([row["first"] for row in undiffed])
+        if won:
+            exchanges_diff_record(run_id=run_id, exchange_ids=won, held=held)
 
 
 def _diffs_claim(first_result_ids: list[int]) -> list[int]:
