@@ -6,8 +6,9 @@ processes, on SQLite + the filesystem broker and on PostgreSQL + Redis.
 Each configuration is a fresh install; the emulator answers (pinned to core 0, the workers run on
 either core); the upstream's limits are set far above what is reached (10,000 requests/s, 256 at
 once: four workers keep at most 200 leased), so the figure is our own overhead plus the
-emulator's. Runs of a few thousand requests: a short run mostly measures its start and its end. It also prints where the machine's time goes, per replayed request:
-CPU of the workers, of the emulator, and of everything else (PostgreSQL, Redis), and what was idle.
+emulator's. Runs of a few thousand requests: a short run mostly measures its start and its end.
+It also prints where the machine's time goes, per replayed request: CPU of the workers, of the
+emulator, and of everything else (PostgreSQL, Redis), and what was idle.
 """
 
 import argparse
