@@ -10,6 +10,7 @@ import json
 import logging
 import random
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -338,7 +339,7 @@ def _claim(run: ReplayRun, upstream: Upstream, candidates: list[ReplayResult]) -
     now = timezone.now()
     ids = [r.pk for r in candidates]
     with transaction.atomic():
-        _limiter_lock(upstream)
+        RateLimiterState.objects.select_for_update().get_or_create(upstream=upstream)
         leased = set(_claim_update(run, upstream, ids, now=now))
         if len(leased) < len(ids):
             run_active, claimable = _claim_blockers(run, ids, now=now)
@@ -357,20 +358,23 @@ def _claim(run: ReplayRun, upstream: Upstream, candidates: list[ReplayResult]) -
     return _Claim(True, claimed=claimed, taken_elsewhere=taken_elsewhere)
 
 
-def _limiter_lock(upstream: Upstream) -> None:
-    """Hold the upstream's limiter row until the transaction ends (a no-op on SQLite, where the
-    claim's UPDATE holds the database's write lock anyway)."""
-    locked = RateLimiterState.objects.select_for_update().filter(upstream=upstream)
-    if not locked.exists():
-        RateLimiterState.objects.get_or_create(upstream=upstream)
-        locked.exists()
+# A result a worker may lease: waiting, or leased by a worker whose lease ran out. Parameters:
+# `_claimable_params(now)`.
+_CLAIMABLE = "(state IN (%s, %s) OR (state = %s AND leased_until < %s))"
+
+
+def _claimable_params(now) -> list:
+    return [Status.PENDING, Status.RETRYING, Status.RUNNING, _db_time(now)]
+
+
+def _db_time(moment):
+    return ReplayResult._meta.get_field("leased_until").get_db_prep_value(moment, connection)
 
 
 def _claim_update(run: ReplayRun, upstream: Upstream, ids: list[int], *, now) -> list[int]:
     quote = connection.ops.quote_name
     results, runs = quote(ReplayResult._meta.db_table), quote(ReplayRun._meta.db_table)
     marks = ", ".join(["%s"] * len(ids))
-    claimable = "(state IN (%s, %s) OR (state = %s AND leased_until < %s))"
     # Only quoted table names and placeholders are formatted in; every value is a parameter. The
     # room is the upstream's limit less the results leased as running in any of its runs (a
     # cancelled run's requests in flight count until they end).
@@ -378,7 +382,7 @@ def _claim_update(run: ReplayRun, upstream: Upstream, ids: list[int], *, now) ->
         UPDATE {results} SET state = %s, leased_until = %s, tries = tries + 1
         WHERE id IN (
             SELECT id FROM {results}
-            WHERE id IN ({marks}) AND {claimable}
+            WHERE id IN ({marks}) AND {_CLAIMABLE}
               AND EXISTS (SELECT 1 FROM {runs} WHERE id = %s AND status = %s)
             ORDER BY id
             LIMIT (
@@ -389,23 +393,18 @@ def _claim_update(run: ReplayRun, upstream: Upstream, ids: list[int], *, now) ->
         )
         RETURNING id
     """  # noqa: S608
-    lease = ReplayResult._meta.get_field("leased_until")
-    at, until = (lease.get_db_prep_value(moment, connection) for moment in (now, now + LEASE))
     limit = upstream.rate_limit_concurrency
     params = [
         Status.RUNNING,
-        until,
+        _db_time(now + LEASE),
         *ids,
-        Status.PENDING,
-        Status.RETRYING,
-        Status.RUNNING,
-        at,
+        *_claimable_params(now),
         run.pk,
         ReplayRun.Status.RUNNING,
         limit,
         limit,
         Status.RUNNING,
-        at,
+        _db_time(now),
         upstream.pk,
     ]
     with connection.cursor() as cursor:
@@ -417,13 +416,12 @@ def _claim_blockers(run: ReplayRun, ids: list[int], *, now) -> tuple[bool, set[i
     """Why a claim leased fewer than asked: whether the run still runs, and which candidates were
     claimable (those not leased then found no room)."""
     run_active = ReplayRun.objects.filter(pk=run.pk, status=ReplayRun.Status.RUNNING).exists()
-    claimable = set(
-        ReplayResult.objects.filter(
-            Q(pk__in=ids)
-            & (Q(state__in=[Status.PENDING, Status.RETRYING]) | Q(state=Status.RUNNING, leased_until__lt=now))
-        ).values_list("pk", flat=True)
-    )
-    return run_active, claimable
+    marks = ", ".join(["%s"] * len(ids))
+    results = connection.ops.quote_name(ReplayResult._meta.db_table)
+    sql = f"SELECT id FROM {results} WHERE id IN ({marks}) AND {_CLAIMABLE}"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*ids, *_claimable_params(now)])
+        return run_active, {row[0] for row in cursor.fetchall()}
 
 
 def _release(results: list[ReplayResult]) -> None:
@@ -620,7 +618,7 @@ def _json(data):
         return None
 
 
-def _exchanges_finished(run_id: int, exchange_ids: set[int], held: list[ReplayResult] = ()) -> None:
+def _exchanges_finished(run_id: int, exchange_ids: set[int], held: Iterable[ReplayResult] = ()) -> None:
     """Diff the exchanges whose results in the run are all final: each exactly once, by whichever
     worker wins the conditional update of the exchange's first result. `held`: results this worker
     stored and still has in memory, for the diff not to read them back."""
