@@ -185,11 +185,13 @@ if CELERY_BROKER_URL.startswith("filesystem"):
         "store_processed": False,
         "polling_interval": 0.05,
     }
+    # Messages appear in the queue whole (see dashboard/broker.py).
+    CELERY_BROKER_TRANSPORT = "dashboard.broker:FilesystemTransport"
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 if CELERY_BROKER_URL.startswith("redis://"):
     # Survives a broker restart (see dashboard/broker.py).
-    CELERY_BROKER_TRANSPORT = "dashboard.broker:Transport"
+    CELERY_BROKER_TRANSPORT = "dashboard.broker:RedisTransport"
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
