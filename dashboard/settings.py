@@ -112,6 +112,11 @@ LOGIN_URL = "login"
 # Failed logins allowed per username and per client address in LOGIN_FAILURE_WINDOW seconds.
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_FAILURE_WINDOW = env_int("LOGIN_FAILURE_WINDOW", 300, minimum=1)
+# Behind reverse proxies, the header they set with the client's address (X-Forwarded-For) and how many
+# of them there are: the limit keys on the address the outermost one saw. Unset: REMOTE_ADDR, since a
+# header anyone can send must never decide whose attempts count together.
+TRUSTED_PROXY_HEADER = env_str("TRUSTED_PROXY_HEADER").strip()
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1, minimum=1)
 LOGIN_REDIRECT_URL = "migrations_audit:home"
 LOGOUT_REDIRECT_URL = "login"
 

@@ -52,9 +52,7 @@ def traffic(request, slug):
     upstream = selectors.upstream_for_user(user=request.user, slug=slug)
     filters = selectors.TrafficFilter.from_query(request.GET)
     rows, next_cursor = (
-        ([], "")
-        if filters.errors
-        else selectors.exchanges_page(upstream=upstream, filters=filters, after=request.GET.get("after", ""))
+        ([], "") if filters.errors else selectors.exchanges_page(upstream=upstream, filters=filters)
     )
     query = request.GET.copy()
     query.pop("after", None)
@@ -69,9 +67,10 @@ def traffic(request, slug):
         "proxy_url": request.build_absolute_uri(f"/proxy/{upstream.slug}"),
     }
     if request.htmx:
+        # htmx swaps no 4xx answer: a filter being typed shows its error in place of the results.
         return render(request, "migrations_audit/traffic.html#results", context)
     context["losses"] = selectors.recording_losses(upstream=upstream)
-    return render(request, "migrations_audit/traffic.html", context)
+    return render(request, "migrations_audit/traffic.html", context, status=400 if filters.errors else 200)
 
 
 def exchange_detail(request, slug, exchange_id):
@@ -207,9 +206,7 @@ def health(request):
 
 
 def upstream_edit(request, slug=None):
-    editable_teams = selectors.teams_for_user(user=request.user).filter(
-        memberships__user=request.user, memberships__role__in=["member", "admin"]
-    )
+    editable_teams = selectors.teams_editable_by_user(user=request.user)
     upstream = selectors.upstream_for_user(user=request.user, slug=slug) if slug else None
     if upstream is not None and not editable_teams.filter(pk=upstream.team_id).exists():
         raise PermissionDenied("Viewers cannot change an upstream.")
