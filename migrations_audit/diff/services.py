@@ -6,7 +6,7 @@ exchanges_diff_record once every result of a batch of exchanges in a run is fini
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
 from django.db import transaction
@@ -227,8 +227,12 @@ def _exchange_compare(run: ReplayRun, exchange: Exchange, results, rules, known_
         compared.append((version, version, list(varied.values())))
 
     request_body = bytes(exchange.request_body or b"")
+    against_recording = replace(noise, against_recording=True)
     for version_from, version_to in _version_pairs(run, upstream, primary):
-        changes = compare_responses(primary[version_from], primary[version_to], noise=noise)
+        recorded = version_from not in replayed or version_to not in replayed
+        changes = compare_responses(
+            primary[version_from], primary[version_to], noise=against_recording if recorded else noise
+        )
         changes = changes_explain(
             changes,
             rules=rules,
