@@ -6,6 +6,7 @@ from migrations_audit.models import Client, DifferenceSignature, ReplayRun
 from migrations_audit.models.diff import Classification
 
 PAIR_SEPARATOR = ".."
+CLIENTS_LISTED = 300
 
 
 class DifferenceFilterForm(forms.Form):
@@ -24,8 +25,11 @@ class DifferenceFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["run"].queryset = ReplayRun.objects.filter(upstream=upstream).order_by("-pk")
         self.fields["run"].label_from_instance = lambda run: f"Run #{run.pk} ({', '.join(run.versions)})"
-        self.fields["client"].queryset = Client.objects.filter(upstream=upstream)
-        self.fields["client"].widget = forms.NumberInput(attrs={"placeholder": "client id", "min": 1})
+        clients = Client.objects.filter(upstream=upstream)
+        self.fields["client"].queryset = clients
+        if clients[:CLIENTS_LISTED].count() >= CLIENTS_LISTED:
+            # Too many to list: the client pages link here with the id filled in.
+            self.fields["client"].widget = forms.NumberInput(attrs={"placeholder": "client id", "min": 1})
         pairs = (
             DifferenceSignature.objects.filter(upstream=upstream)
             .values_list("version_from", "version_to")
