@@ -7,6 +7,7 @@ from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.templatetags.static import static
 
 from migrations_audit import selectors
 from migrations_audit.diff import selectors as diff_selectors
@@ -217,6 +218,12 @@ def difference_examples(request, slug, signature_id):
 def settings_page(request):
     teams = selectors.teams_for_user(user=request.user).prefetch_related("upstreams", "api_tokens")
     return render(request, "migrations_audit/settings.html", {"teams": teams})
+
+
+@login_not_required
+def favicon(request):
+    # Browsers ask for /favicon.ico on pages that do not name an icon (raw JSON, the admin).
+    return redirect(static("favicon.svg"), permanent=True)
 
 
 @login_not_required

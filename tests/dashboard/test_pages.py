@@ -375,3 +375,10 @@ def test_har_import_progress_is_a_partial_for_htmx_and_a_page_without(client, al
     assert "<html" in client.get(url).content.decode()
     HarImport.objects.filter(pk=job.pk).update(state="done")
     assert client.get(url, headers={"HX-Request": "true"}).status_code == 286, "polling stops when done"
+
+
+def test_the_favicon_is_served_to_anyone(client):
+    icon = client.get("/favicon.ico", follow=True)
+    assert icon.status_code == 200
+    body = b"".join(icon.streaming_content) if icon.streaming else icon.content
+    assert b"<svg" in body
