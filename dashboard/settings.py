@@ -259,6 +259,10 @@ REPLAY_RECONCILE_SECONDS = env_int("REPLAY_RECONCILE_SECONDS", 15, minimum=1)
 # How often beat looks for report schedules that are due.
 REPORTS_TICK_SECONDS = env_int("REPORTS_TICK_SECONDS", 30, minimum=1)
 MIGRATION_AUDIT_DEFAULT_UPSTREAM = env_str("MIGRATION_AUDIT_DEFAULT_UPSTREAM", "anthropic")
+# The diff and the pages read compressed bodies decoded, up to this many bytes (a bomb is cut off).
+MIGRATION_AUDIT_DECODED_BODY_LIMIT = env_int(
+    "MIGRATION_AUDIT_DECODED_BODY_LIMIT", 32 * 1024 * 1024, minimum=64 * 1024
+)
 
 LOGGING = {
     "version": 1,

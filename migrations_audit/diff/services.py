@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import F, Q
 
 from migrations_audit.bulk import rows_insert
+from migrations_audit.content_encoding import body_decode
 from migrations_audit.models import (
     ChangelogRule,
     Difference,
@@ -59,10 +60,11 @@ def changelog_rules_install(
 
 
 def snapshot_from_exchange(exchange: Exchange) -> ResponseSnapshot:
+    headers = exchange.response_headers or {}
     return ResponseSnapshot(
         status=exchange.status,
-        headers=exchange.response_headers or {},
-        body=bytes(exchange.response_body or b""),
+        headers=headers,
+        body=body_decode(bytes(exchange.response_body or b""), headers).body,
         streamed=exchange.streamed,
         events=exchange.response_events or None,
         error=exchange.error,
@@ -70,10 +72,11 @@ def snapshot_from_exchange(exchange: Exchange) -> ResponseSnapshot:
 
 
 def snapshot_from_result(result: ReplayResult) -> ResponseSnapshot:
+    headers = result.response_headers or {}
     return ResponseSnapshot(
         status=result.status,
-        headers=result.response_headers or {},
-        body=bytes(result.response_body or b""),
+        headers=headers,
+        body=body_decode(bytes(result.response_body or b""), headers).body,
         streamed=result.streamed,
         events=result.response_events or None,
         error=result.error,

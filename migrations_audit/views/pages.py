@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.templatetags.static import static
 
 from migrations_audit import selectors
+from migrations_audit.content_encoding import body_decode
 from migrations_audit.diff import selectors as diff_selectors
 from migrations_audit.diff.forms import DifferenceFilterForm
 from migrations_audit.forms import UpstreamForm
@@ -117,13 +118,15 @@ def exchange_detail(request, slug, exchange_id):
 
 def _column(title, version, source) -> dict:
     streamed = source.streamed
+    decoded = body_decode(bytes(source.response_body or b""), source.response_headers)
     return {
         "title": title,
         "version": version,
         "status": source.status,
         "error": source.error,
         "headers": source.response_headers,
-        "raw_body": source.response_body,
+        "raw_body": decoded.body,
+        "decoded": decoded,
         "streamed": streamed,
         "stream": stream_summarise(source.response_events) if streamed else None,
         "marks": {},

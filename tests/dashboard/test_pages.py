@@ -382,3 +382,30 @@ def test_the_favicon_is_served_to_anyone(client):
     assert icon.status_code == 200
     body = b"".join(icon.streaming_content) if icon.streaming else icon.content
     assert b"<svg" in body
+
+
+def test_a_compressed_answer_is_shown_decoded_and_stored_as_sent(client, alice, upstream_a):
+    import gzip
+
+    answer = b'{"type": "message", "content": [{"type": "text", "text": "readable words"}]}'
+    exchanges_record(
+        upstream=upstream_a,
+        source="proxy",
+        captured=[
+            CapturedExchange(
+                method="POST",
+                path="/v1/messages",
+                request_headers={"anthropic-version": "2023-06-01"},
+                request_body=b"{}",
+                started_at=START,
+                status=200,
+                response_headers={"content-type": "application/json", "content-encoding": "gzip"},
+                response_body=gzip.compress(answer),
+            )
+        ],
+    )
+    exchange = Exchange.objects.get()
+    assert bytes(exchange.response_body) == gzip.compress(answer)
+    client.force_login(alice)
+    page = client.get(f"/u/{upstream_a.slug}/traffic/{exchange.pk}/").content.decode()
+    assert "readable words" in page and "Sent gzip-compressed; shown decoded" in page
