@@ -10,7 +10,16 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from migrations_audit.models import ApiToken, Exchange, Membership, RecorderTotals, Team, TrafficDay, Upstream
+from migrations_audit.models import (
+    ApiToken,
+    Exchange,
+    Membership,
+    RecorderTotals,
+    Team,
+    TrafficDay,
+    Upstream,
+    WorkerHeartbeat,
+)
 
 
 def teams_for_user(*, user) -> QuerySet[Team]:
@@ -57,6 +66,24 @@ def token_can_edit(*, token: ApiToken) -> bool:
 
 
 # --- Traffic: what the overview and the traffic explorer read ---------------------------------
+
+
+@dataclass(frozen=True)
+class WorkersStatus:
+    """Whether any Celery worker reported in lately: jobs wait for one."""
+
+    alive: bool
+    last_seen_at: datetime | None
+
+
+# Workers report every minute (dashboard.schedules) and when they start.
+WORKER_SILENCE_ALLOWED = timedelta(minutes=3)
+
+
+def workers_status() -> WorkersStatus:
+    last_seen_at = WorkerHeartbeat.objects.aggregate(last=Max("seen_at"))["last"]
+    alive = last_seen_at is not None and timezone.now() - last_seen_at <= WORKER_SILENCE_ALLOWED
+    return WorkersStatus(alive=alive, last_seen_at=last_seen_at)
 
 
 def traffic_summary(*, upstream: Upstream, days: int = 30) -> dict:

@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from migrations_audit.models import Client, Exchange, Upstream
-from migrations_audit.secrets import api_key_from_headers, key_fingerprint, mask_body, mask_headers
+from migrations_audit.secrets import (
+    api_key_from_headers,
+    key_fingerprint,
+    key_fingerprints_previous,
+    mask_body,
+    mask_headers,
+)
 from migrations_audit.sse import parse_sse, stream_malformation
 from migrations_audit.tracking.sdk import sdk_describe
 
@@ -57,6 +63,8 @@ class CapturedExchange:
 class ClientIdentity:
     kind: str
     identity: str
+    # The same key's fingerprints under previous fingerprint keys (see secrets.key_fingerprint).
+    previous: tuple[str, ...] = ()
 
 
 def client_identity(headers: dict[str, str]) -> ClientIdentity:
@@ -67,7 +75,7 @@ def client_identity(headers: dict[str, str]) -> ClientIdentity:
         return ClientIdentity(Client.Kind.DECLARED, declared[:200])
     key = api_key_from_headers(lowered)
     if key:
-        return ClientIdentity(Client.Kind.KEY, key_fingerprint(key))
+        return ClientIdentity(Client.Kind.KEY, key_fingerprint(key), key_fingerprints_previous(key))
     return ClientIdentity(Client.Kind.ANONYMOUS, "anonymous")
 
 

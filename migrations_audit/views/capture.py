@@ -74,7 +74,9 @@ def token_create(request, team_slug):
     _, token = services.api_token_create(team=team, name=name, created_by=request.user)
     # Shown once, on this response only: never stored, never shown again.
     return render(
-        request, "migrations_audit/token_created.html", {"team": team, "name": name, "token": token}
+        request,
+        "migrations_audit/token_created.html",
+        {"team": team, "name": name, "token": token, "upstreams": team.upstreams.order_by("name")},
     )
 
 

@@ -76,6 +76,7 @@ def run_detail(request, slug, run_id):
         "run": run,
         "progress": replay_selectors.run_progress(run=run),
         "summary": replay_selectors.run_differences_summary(run=run),
+        "waiting": replay_selectors.run_waiting(run=run),
         "can_edit": selectors.user_can_edit(user=request.user, team=upstream.team),
     }
     if request.htmx:
