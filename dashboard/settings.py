@@ -255,7 +255,17 @@ MIGRATION_AUDIT_ENCRYPTION_KEYS = env_list(
 MIGRATION_AUDIT_FINGERPRINT_KEYS = env_list(
     "MIGRATION_AUDIT_FINGERPRINT_KEYS", [SECRET_KEY, *SECRET_KEY_FALLBACKS]
 )
-MIGRATION_AUDIT_PROXY_TIMEOUT = env_int("MIGRATION_AUDIT_PROXY_TIMEOUT", 600, minimum=1)
+# Where upstreams may point (host names, *.example.com, IP addresses, CIDRs): checked when an upstream
+# is saved and on the address of every connection the proxy and the workers make (see
+# migrations_audit/upstream_guard.py). Loopback and private addresses must be listed as networks.
+MIGRATION_AUDIT_UPSTREAM_HOSTS = env_list("MIGRATION_AUDIT_UPSTREAM_HOSTS", ["api.anthropic.com"])
+# Upstream timeouts (seconds): connecting (proxy and replays); the proxy's wait for an answer to start
+# and between the reads of a non-streaming answer; and between the chunks of an event stream.
+MIGRATION_AUDIT_UPSTREAM_CONNECT_TIMEOUT = env_int("MIGRATION_AUDIT_UPSTREAM_CONNECT_TIMEOUT", 10, minimum=1)
+MIGRATION_AUDIT_PROXY_TIMEOUT = env_int("MIGRATION_AUDIT_PROXY_TIMEOUT", 120, minimum=1)
+MIGRATION_AUDIT_PROXY_STREAM_IDLE_TIMEOUT = env_int(
+    "MIGRATION_AUDIT_PROXY_STREAM_IDLE_TIMEOUT", 300, minimum=1
+)
 MIGRATION_AUDIT_MAX_BODY_BYTES = env_int("MIGRATION_AUDIT_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=1024)
 MIGRATION_AUDIT_MAX_HEADERS = env_int("MIGRATION_AUDIT_MAX_HEADERS", 200, minimum=16)
 # The proxy's recorder: exchanges it may hold while the database is slow or away (more are dropped and
