@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('migrations_audit', '0003_replay_redundant_indexes'),
+        ('migrations_audit', '0004_infrastructure_headers_noise'),
     ]
 
     operations = [
