@@ -92,9 +92,10 @@ class EmulatorApp:
         arrived = time.time()
         try:
             fault = self._fault_for(headers)
+            query = scope.get("query_string", b"").decode("latin-1")
             response = respond(
                 scope["method"],
-                path,
+                f"{path}?{query}" if query else path,
                 headers,
                 body,
                 options=self._core_options(headers),
