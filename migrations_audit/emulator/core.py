@@ -149,7 +149,7 @@ def respond(
         response = _route(
             method.upper(),
             path,
-            dict(parse_qsl(query)),
+            _query_params(query),
             headers,
             body,
             options,
@@ -161,6 +161,15 @@ def respond(
         return error_response(error, request_id=request_id)
     response.headers = [*response.headers, *base_headers]
     return response
+
+
+def _query_params(query: str) -> dict[str, str]:
+    """The query parameters; a list (`a[]=x&a[]=y` as the SDKs send it, or `a=x&a=y`) joined by commas."""
+    params: dict[str, str] = {}
+    for key, value in parse_qsl(query):
+        key = key.removesuffix("[]")
+        params[key] = f"{params[key]},{value}" if key in params else value
+    return params
 
 
 def error_response(error: ApiError, *, request_id: str | None = None) -> EmulatedResponse:

@@ -196,6 +196,11 @@ def test_model_objects_carry_lifecycle_and_an_alias_resolves(http):
     retired = http.get("/v1/models", headers=headers, params={"lifecycle": "retired", "limit": 1000}).json()
     assert {m["lifecycle"] for m in retired["data"]} == {"retired"}
     assert "claude-2.1" in {m["id"] for m in retired["data"]}
+    # The SDKs send a list as `lifecycle[]=...` repeated.
+    both = http.get(
+        "/v1/models?lifecycle[]=deprecated&lifecycle[]=retired&limit=1000", headers=headers
+    ).json()
+    assert {m["lifecycle"] for m in both["data"]} == {"deprecated", "retired"}
 
 
 THINKING_BUDGET = {"type": "enabled", "budget_tokens": 1024}
