@@ -8,6 +8,7 @@ CitationsDelta, Usage) and the Messages reference; see README.md for what is sim
 import base64
 import hashlib
 import json
+import math
 import os
 from datetime import UTC, datetime
 
@@ -88,16 +89,21 @@ def _instance_of_type(kind, schema, root, depth):
 
 
 def _number(schema, *, integer: bool):
-    value = 1
-    if "minimum" in schema:
-        value = max(value, schema["minimum"]) if schema.get("maximum", value) >= value else schema["minimum"]
-    if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
-        value = schema["exclusiveMinimum"] + 1
-    if "maximum" in schema and value > schema["maximum"]:
-        value = schema["maximum"]
-    if "exclusiveMaximum" in schema and value >= schema["exclusiveMaximum"]:
-        value = schema["exclusiveMaximum"] - (1 if integer else 0.5)
-    return int(value) if integer else value
+    """1, moved inside the bounds (`minimum`, `maximum`, and their exclusive forms)."""
+    step = 1 if integer else 0.5
+    low, high = schema.get("minimum"), schema.get("maximum")
+    ex_low, ex_high = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
+    lowers = [v for v in (low, None if ex_low is None else ex_low + step) if isinstance(v, int | float)]
+    uppers = [v for v in (high, None if ex_high is None else ex_high - step) if isinstance(v, int | float)]
+    value = max([1, *lowers]) if lowers else 1
+    value = min([value, *uppers]) if uppers else value
+    if integer:
+        return math.ceil(value) if lowers and value == max(lowers) else math.floor(value)
+    bottom = max([v for v in (low, ex_low) if isinstance(v, int | float)], default=None)
+    top = min([v for v in (high, ex_high) if isinstance(v, int | float)], default=None)
+    if bottom is not None and top is not None and not bottom < value < top:
+        value = (bottom + top) / 2  # a narrow range: its middle
+    return value
 
 
 _FORMATS = {

@@ -191,6 +191,10 @@ def test_schema_instances_are_valid():
         {"allOf": [{"type": "object", "properties": {"a": {"const": 1}}, "required": ["a"]}]},
         {"type": ["string", "null"], "maxLength": 2},
         {"oneOf": [{"type": "integer", "exclusiveMaximum": 0}, {"type": "string"}]},
+        {"type": "number", "exclusiveMinimum": 1.5, "exclusiveMaximum": 1.6},
+        {"type": "integer", "minimum": 1.5, "maximum": 9},
+        {"type": "integer", "maximum": -3},
+        {"type": "number", "minimum": 10, "maximum": 10},
     ):
         jsonschema.validate(schema_instance(schema), schema)
 
