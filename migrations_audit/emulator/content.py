@@ -158,14 +158,17 @@ def json_pieces(text: str, size: int = 8) -> list[str]:
 
 
 def thinking_blocks(request: dict, *, always: bool, rng, max_tokens: int) -> list[dict]:
-    """The thinking the answer starts with: none, a thinking block, or a redacted_thinking block."""
+    """The thinking the answer starts with: none, a thinking block, or a redacted_thinking block.
+
+    `rng` makes the random generator of the thinking text (only made when there is thinking).
+    """
     config = request.get("thinking") if isinstance(request.get("thinking"), dict) else {}
     wanted = config.get("type") in ("enabled", "adaptive") or (always and config.get("type") != "disabled")
     if not wanted:
         return []
     if REDACTED_THINKING_TRIGGER in json.dumps(request.get("messages", [])):
         return [{"type": "redacted_thinking", "data": opaque(128)}]
-    pieces, _ = generate_pieces(rng, max_tokens=max(max_tokens, 8))
+    pieces, _ = generate_pieces(rng(), max_tokens=max(max_tokens, 8))
     thinking = "".join(pieces).strip()
     if config.get("display") == "omitted":
         thinking = ""

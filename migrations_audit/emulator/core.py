@@ -665,7 +665,8 @@ def _usage(request, call: Call, *, output_tokens: int, server_kinds: list[str], 
 def _message_answer(request, model: str, max_tokens: int, messages: list, call: Call, *, tier="standard"):
     """The answer as a Message object, and the pieces its main text streams in (and that block's index)."""
     options = call.options
-    rng = request_rng(_canonical(request), seed=options.seed, vary=options.vary)
+    canonical = _canonical(request)
+    rng = request_rng(canonical, seed=options.seed, vary=options.vary)
     pieces, cut = generate_pieces(rng, max_tokens=max_tokens)
     schema = content.output_schema(request)
     if schema is not None:
@@ -676,11 +677,10 @@ def _message_answer(request, model: str, max_tokens: int, messages: list, call: 
         text = "".join(pieces).lstrip()
         if pieces:
             pieces[0] = pieces[0].lstrip()
-    thinking_rng = request_rng(_canonical(request) + b"thinking", seed=options.seed, vary=options.vary)
     blocks = content.thinking_blocks(
         request,
         always=catalogue().find(model).thinking == "always",
-        rng=thinking_rng,
+        rng=lambda: request_rng(canonical + b"thinking", seed=options.seed, vary=options.vary),
         max_tokens=max_tokens,
     )
     tool_choice = request.get("tool_choice") if isinstance(request.get("tool_choice"), dict) else {}
