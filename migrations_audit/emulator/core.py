@@ -6,6 +6,7 @@ documented in README.md beside this file.
 
 import functools
 import json
+import math
 import os
 import re
 import secrets
@@ -604,15 +605,29 @@ def _input_tokens(request) -> int:
 
 
 def _tool_input(tool: dict, rng) -> dict:
-    properties = ((tool.get("input_schema") or {}).get("properties") or {}) if isinstance(tool, dict) else {}
+    """The tool call's input: valid for its `input_schema` (every required property, up to four in all).
+
+    Plain strings and numbers are drawn from the request's generator, so the same request calls the
+    tool with the same input; other kinds (enums, booleans, arrays, objects, formats) come from the
+    schema.
+    """
+    input_schema = tool.get("input_schema") or {}
+    properties = input_schema.get("properties") or {}
+    required = [name for name in input_schema.get("required") or [] if name in properties]
+    names = required + [name for name in properties if name not in required][: max(0, 4 - len(required))]
     values = {}
-    for name, schema in list(properties.items())[:4]:
-        kind = schema.get("type") if isinstance(schema, dict) else None
-        values[name] = (
-            rng.randint(1, 100)
-            if kind in ("integer", "number")
-            else rng.choice(["Paris", "London", "celsius", "today", "fox"])
-        )
+    for name in sorted(names, key=list(properties).index):
+        schema = properties[name] if isinstance(properties[name], dict) else {}
+        kind = schema.get("type")
+        plain = not ({"enum", "const", "format", "$ref", "anyOf", "oneOf", "allOf"} & set(schema))
+        if plain and kind in ("integer", "number"):
+            low = max(1, math.ceil(schema.get("minimum", 1)))
+            high = min(100, math.floor(schema.get("maximum", 100)))
+            values[name] = rng.randint(low, high) if low <= high else content.schema_instance(schema)
+        elif plain and kind in ("string", None) and not {"minLength", "maxLength", "pattern"} & set(schema):
+            values[name] = rng.choice(["Paris", "London", "celsius", "today", "fox"])
+        else:
+            values[name] = content.schema_instance(schema, root=input_schema)
     return values
 
 

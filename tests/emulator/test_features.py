@@ -220,7 +220,31 @@ def test_structured_outputs_answer_json_valid_for_the_schema(http, where):
     assert bad.status_code == 400
 
 
-def test_tool_use_stop_reason_and_blocks_with_strict_and_thinking(http):
+def test_tool_input_is_valid_for_the_tool_schema(http):
+    schema = {
+        "type": "object",
+        "properties": {
+            "note": {"type": "string"},
+            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            "days": {"type": "integer", "minimum": 3, "maximum": 5},
+            "hourly": {"type": "boolean"},
+            "places": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "window": {"$ref": "#/$defs/Window"},
+            "extra": {"type": "string"},
+        },
+        "required": ["unit", "days", "hourly", "places", "window"],
+        "additionalProperties": False,
+        "$defs": {"Window": {"type": "object", "properties": {"from": {"type": "string", "format": "date"}}}},
+    }
+    tool = {"name": "forecast", "description": "Forecast", "input_schema": schema, "strict": True}
+    message = post(http, {**SONNET_5, "tools": [tool]})
+    tool_use = message["content"][-1]
+    jsonschema.validate(tool_use["input"], schema)
+    assert set(tool_use["input"]) == {"unit", "days", "hourly", "places", "window"}
+    assert post(http, {**SONNET_5, "tools": [tool]})["content"][-1]["input"] == tool_use["input"]
+
+
+def test_tool_use_stop_reason_and_blocks_with_thinking(http):
     body = {**SONNET_5, "thinking": {"type": "adaptive"}, "tools": [WEATHER_TOOL]}
     message = post(http, body)
     assert message["stop_reason"] == "tool_use"
