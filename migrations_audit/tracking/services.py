@@ -122,8 +122,13 @@ def status_derive(
         return Status.NOT_STARTED, "No traffic recorded yet"
     if impact:
         titles = "; ".join(entry["title"] for entry in impact[:3])
-        return Status.AFFECTED, f"Still on {', '.join(sorted(old))} and its traffic hits: {titles}"
-    return Status.NOT_STARTED, f"Still sending {', '.join(sorted(old))}; no breaking change hits its traffic"
+        return (
+            Status.AFFECTED,
+            f"Still on {', '.join(sorted(old))}; its own exchanges show it is hit by: {titles}",
+        )
+    return Status.NOT_STARTED, (
+        f"Still sending {', '.join(sorted(old))}; none of its own requests or replays shows a breaking change"
+    )
 
 
 def _fmt(moment: datetime | None) -> str:

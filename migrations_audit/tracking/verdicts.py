@@ -219,12 +219,18 @@ def _replay_cards(upstream, signatures, sent, client_ids, cards, *, examples: bo
         card["endpoint"] = card["endpoint"] or signature.endpoint
         if "replay" not in card["sources"]:
             card["sources"].append("replay")
-            card["why"] = _join(card["why"], "replays of its own exchanges show it")
         pair = [signature.version_from, signature.version_to]
         if pair not in card["pairs"]:
             card["pairs"].append(pair)
-        ids = example_ids.get((client_id, signature.signature)) or [signature.example_id]
-        card["exchange_ids"] = sorted({*card["exchange_ids"], *filter(None, ids)}, reverse=True)[:EXAMPLES]
+        ids = example_ids.get((client_id, signature.signature), [])  # the client's own, never another's
+        card["exchange_ids"] = sorted({*card["exchange_ids"], *ids}, reverse=True)[:EXAMPLES]
+    for by_key in cards.values():
+        for card in by_key.values():
+            if card["pairs"]:
+                pairs = ", ".join(
+                    f"{version_from} → {version_to}" for version_from, version_to in card["pairs"]
+                )
+                card["why"] = _join(card["why"], f"replays of its own exchanges show it ({pairs})")
 
 
 def _replay_examples(upstream, hits) -> dict[tuple[int, str], list[int]]:

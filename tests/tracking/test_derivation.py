@@ -326,5 +326,5 @@ def test_a_difference_seen_in_replays_of_a_clients_exchanges_is_direct_evidence(
     [entry] = migration.states.get(client=legacy.client).evidence["impact"]
     assert entry["key"] == "complete-exception-removed" and entry["direct"]
     assert entry["exchange_ids"] == [legacy.pk]
-    assert entry["why"] == "replays of its own exchanges show it"
+    assert entry["why"] == "replays of its own exchanges show it (2023-01-01 → 2023-06-01)"
     assert entry["pairs"] == [["2023-01-01", "2023-06-01"]] and entry["sources"] == ["replay"]
