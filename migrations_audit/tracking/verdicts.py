@@ -104,8 +104,8 @@ def client_verdicts(
     """The verdict on each client of the upstream (or of `client_ids`) for the move in `Scope`.
 
     Only clients with a card are returned. `facts` (tracking.traffic.clients_traffic) adds the
-    "might be affected" cards of those clients; `examples` reads up to five example exchanges per
-    card seen in replays (otherwise one)."""
+    "might be affected" cards of those clients; `examples` reads up to five of the client's own
+    exchanges per card (otherwise only the latest flagged request of each field)."""
     scope = Scope(target=target_version, version_from=version_from)
     if not target_version:
         return {}
@@ -123,9 +123,13 @@ def client_verdicts(
     _replay_cards(upstream, signatures, sent, client_ids, cards, examples=examples)
     for client_id, by_key in cards.items():
         verdicts[client_id] = ClientVerdict(client_id, affected=sorted(by_key.values(), key=_order))
+    request_rules = (
+        list(ChangelogRule.objects.filter(upstream=upstream, classification=BREAKING)) if facts else []
+    )
     for client_id, client_facts in (facts or {}).items():
         known = {card["key"] for card in verdicts.get(client_id, ClientVerdict(client_id)).affected}
-        might = _might_cards(upstream, scope, signatures, client_facts, sent.get(client_id, set()), known)
+        sent_by_client = sent.get(client_id, set())
+        might = _might_cards(scope, signatures, request_rules, client_facts, sent_by_client, known)
         if might:
             verdicts.setdefault(client_id, ClientVerdict(client_id)).might = might
     return verdicts
@@ -164,6 +168,8 @@ def _card(key: str, title: str, *, endpoint: str = "") -> dict:
 def _request_cards(upstream, scope: Scope, client_ids, cards, *, examples: bool) -> None:
     """Findings of the request check on each client's own requests (not contradicted by a replay)."""
     findings = RequestFinding.objects.filter(upstream=upstream, client__isnull=False).exclude(confirmed=False)
+    if scope.version_from:
+        findings = findings.filter(version=scope.target)  # a pair's: read only its target's findings
     if client_ids is not None:
         findings = findings.filter(client_id__in=client_ids)
     rows = findings.values("client_id", "rule__key", "rule__title", "version", "field").annotate(
@@ -270,7 +276,7 @@ def _join(before: str, after: str) -> str:
 # Might be affected: what the client's features suggest, never counted.
 
 
-def _might_cards(upstream, scope, signatures, facts, sent, known: set[str]) -> list[dict]:
+def _might_cards(scope, signatures, rules, facts, sent, known: set[str]) -> list[dict]:
     cards: dict[str, dict] = {}
     for signature in signatures:
         key, title = _signature_key(signature)
@@ -291,7 +297,7 @@ def _might_cards(upstream, scope, signatures, facts, sent, known: set[str]) -> l
         if pair not in card["pairs"]:
             card["pairs"].append(pair)
         card["exchange_ids"] = sorted({*card["exchange_ids"], *exchange_ids}, reverse=True)[:EXAMPLES]
-    for rule in ChangelogRule.objects.filter(upstream=upstream, classification=BREAKING):
+    for rule in rules:
         check = (rule.match or {}).get("request") or {}
         forbidden = check.get("forbid_fields") or []
         if (
