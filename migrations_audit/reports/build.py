@@ -4,6 +4,7 @@ from django.utils import timezone
 
 from migrations_audit.diff import selectors as diff_selectors
 from migrations_audit.models import DifferenceSignature, Migration, Upstream
+from migrations_audit.tracking.verdicts import clients_affected_report
 
 SCHEMA_VERSION = 1
 
@@ -36,14 +37,9 @@ def report_payload(
         }
         for row in findings.rules
     ]
-    clients = [
-        {
-            "client": row.client.display_name if row.client else "unidentified",
-            "exchanges_checked": row.exchanges_checked,
-            "exchanges_rejected": row.exchanges_rejected,
-        }
-        for row in findings.clients
-    ]
+    # Affected on their own evidence (the request check on their requests, or replays of their
+    # exchanges), as every page and the board count them.
+    clients = clients_affected_report(upstream=upstream, version_from=version_from, version_to=version_to)
     breaking = [d for d in differences if d["classification"] == "breaking"]
     payload = {
         "schema_version": SCHEMA_VERSION,

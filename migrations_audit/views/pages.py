@@ -17,6 +17,7 @@ from migrations_audit.forms import UpstreamForm
 from migrations_audit.models import Difference, DifferenceSignature, Exchange, ReplayResult, ReplayRun
 from migrations_audit.presenters import body_prepare, stream_summarise, timeline_align
 from migrations_audit.tracking.charts import versions_chart
+from migrations_audit.tracking.verdicts import overview_verdicts
 
 
 def home(request):
@@ -43,6 +44,7 @@ def overview(request, slug):
         "traffic": traffic,
         "chart": versions_chart(days=traffic["days"], target_version=target),
         "findings": findings,
+        "verdicts": overview_verdicts(upstream=upstream),
         "confirmed": list(confirmed[:10]),
         "latest_runs": upstream.runs.all()[:5],
         "losses": selectors.recording_losses(upstream=upstream),
