@@ -42,7 +42,9 @@ def tracking_refresh_migration(migration_id: int) -> int:
 def reports_due() -> None:
     from migrations_audit.models import ReportDefinition
     from migrations_audit.reports import services as reports
+    from migrations_audit.reports.acknowledgements import acknowledgements_expire
 
+    acknowledgements_expire()  # the audit trail says when each acknowledgement expired
     for definition_id in reports.reports_due_claim():
         report_run.delay(definition_id)
     for definition_id in ReportDefinition.objects.filter(pending_run__isnull=False).values_list(

@@ -188,3 +188,14 @@ def request_findings_summary(*, upstream: Upstream, version: str) -> RequestFind
             for client_id, rejected in per_client
         ],
     )
+
+
+def request_findings_by_client(*, upstream: Upstream, version: str) -> list[dict]:
+    """(rule, client, exchanges) rows of the requests `version` rejects: what the release gate
+    counts and what an acknowledgement covers (a request finding is acknowledged per client)."""
+    return list(
+        RequestFinding.objects.filter(upstream=upstream, version=version)
+        .values("rule_id", "rule__key", "rule__title", "client_id")
+        .annotate(exchanges=Count("exchange", distinct=True))
+        .order_by("rule__key", "client_id")
+    )

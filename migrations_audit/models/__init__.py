@@ -11,10 +11,12 @@ from .diff import (
     RequestFinding,
 )
 from .replay import RateLimiterState, ReplayAttempt, ReplayResult, ReplayRun
-from .reports import ReportDefinition, ReportSnapshot
+from .reports import Acknowledgement, AcknowledgementEvent, ReportDefinition, ReportSnapshot
 from .tracking import Migration, MigrationClientState, Status, StatusChange
 
 __all__ = [
+    "Acknowledgement",
+    "AcknowledgementEvent",
     "ApiToken",
     "ApiVersion",
     "ChangelogRule",

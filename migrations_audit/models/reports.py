@@ -76,3 +76,79 @@ class ReportSnapshot(models.Model):
         if self.pk is not None and not kwargs.pop("_allow_update", False):
             raise ValueError("A report snapshot is immutable once written.")
         super().save(*args, **kwargs)
+
+
+class Acknowledgement(models.Model):
+    """A team's decision that one finding may ship: it stops counting in the release gate while it is
+    active (not revoked, and its expiry date not past). Keyed by the finding's signature hash, not by
+    a row, so it holds across replays. A request the target version rejects is acknowledged only per
+    client; a replay difference only for everyone."""
+
+    class Finding(models.TextChoices):
+        DIFFERENCE = "difference", "Difference found by replay"
+        REQUEST = "request", "Request the target version rejects"
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        REVOKED = "revoked", "Revoked"
+        EXPIRED = "expired", "Expired"
+
+    upstream = models.ForeignKey(Upstream, on_delete=models.CASCADE, related_name="acknowledgements")
+    signature = models.CharField(max_length=64, db_index=True)
+    finding = models.CharField(max_length=10, choices=Finding.choices)
+    client = models.ForeignKey(
+        "Client", null=True, blank=True, on_delete=models.CASCADE, related_name="acknowledgements"
+    )
+    title = models.CharField(max_length=700, help_text="What was acknowledged, as shown when it was.")
+    reason = models.TextField()
+    expires_on = models.DateField(null=True, blank=True, help_text="Counts through this day, then expires.")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.ACTIVE)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["upstream", "signature"],
+                condition=models.Q(state="active", client__isnull=True),
+                name="acknowledgement_active_global",
+            ),
+            models.UniqueConstraint(
+                fields=["upstream", "signature", "client"],
+                condition=models.Q(state="active", client__isnull=False),
+                name="acknowledgement_active_client",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.title} ({self.state})"
+
+
+class AcknowledgementEvent(models.Model):
+    """The audit trail of acknowledgements: who created, revoked or let expire one, when and why."""
+
+    class Action(models.TextChoices):
+        CREATED = "created", "Created"
+        REVOKED = "revoked", "Revoked"
+        EXPIRED = "expired", "Expired"
+
+    acknowledgement = models.ForeignKey(Acknowledgement, on_delete=models.CASCADE, related_name="events")
+    action = models.CharField(max_length=10, choices=Action.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The actor's name when it happened (kept if the user is deleted), or "system" for an expiry.
+    actor_name = models.CharField(max_length=150)
+    via = models.CharField(max_length=20, help_text="page, api or schedule")
+    reason = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self):
+        return f"{self.action} by {self.actor_name} at {self.at:%Y-%m-%d %H:%M}"

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from migrations_audit.models import ReplayRun, ReportDefinition, ReportSnapshot
 
+from .acknowledgements import acknowledgements_expire
 from .build import report_payload
 from .render import report_html, report_text_summary
 
@@ -115,6 +116,7 @@ def _replay_start(definition: ReportDefinition) -> ReplayRun:
 
 
 def snapshot_create(*, definition: ReportDefinition, status: str = "ok", reason: str = "") -> ReportSnapshot:
+    acknowledgements_expire(upstream=definition.upstream)
     previous = definition.snapshots.order_by("-created_at", "-id").first()
     payload = report_payload(
         upstream=definition.upstream,
