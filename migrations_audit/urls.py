@@ -1,6 +1,6 @@
 from django.urls import path
 
-from migrations_audit.views import capture, pages, replay, reports, tracking
+from migrations_audit.views import acknowledgements, capture, pages, replay, reports, tracking
 
 app_name = "migrations_audit"
 
@@ -69,5 +69,27 @@ urlpatterns = [
         "settings/teams/<slug:team_slug>/tokens/<int:token_id>/revoke/",
         capture.token_revoke,
         name="token_revoke",
+    ),
+    # Acknowledgements (the release gate)
+    path("u/<slug:slug>/acknowledgements/", acknowledgements.acknowledgements, name="acknowledgements"),
+    path(
+        "u/<slug:slug>/acknowledgements/new/",
+        acknowledgements.acknowledgement_create,
+        name="acknowledgement_new",
+    ),
+    path(
+        "u/<slug:slug>/acknowledgements/<int:acknowledgement_id>/revoke/",
+        acknowledgements.acknowledgement_revoke,
+        name="acknowledgement_revoke",
+    ),
+    path(
+        "api/v1/upstreams/<slug:slug>/acknowledgements",
+        acknowledgements.api_acknowledgements,
+        name="api_acknowledgements",
+    ),
+    path(
+        "api/v1/upstreams/<slug:slug>/acknowledgements/<int:acknowledgement_id>/revoke",
+        acknowledgements.api_acknowledgement_revoke,
+        name="api_acknowledgement_revoke",
     ),
 ]
