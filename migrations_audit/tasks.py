@@ -60,11 +60,23 @@ def report_run(definition_id: int) -> None:
     reports.report_run(definition_id=definition_id)
 
 
-@shared_task(name="migrations_audit.tasks.report_email", acks_late=True)
-def report_email(snapshot_id: int) -> None:
+@shared_task(name="migrations_audit.tasks.report_email", bind=True, acks_late=True, max_retries=None)
+def report_email(self, snapshot_id: int) -> None:
     from migrations_audit.reports import services as reports
 
-    reports.snapshot_email(snapshot_id=snapshot_id)
+    # The service counts the tries (REPORT_DELIVERY_TRIES) and says how long to wait.
+    retry_in = reports.snapshot_email(snapshot_id=snapshot_id, attempt=self.request.retries + 1)
+    if retry_in is not None:
+        raise self.retry(countdown=retry_in)
+
+
+@shared_task(name="migrations_audit.tasks.report_webhook", bind=True, acks_late=True, max_retries=None)
+def report_webhook(self, snapshot_id: int) -> None:
+    from migrations_audit.reports import delivery
+
+    retry_in = delivery.snapshot_webhook(snapshot_id=snapshot_id, attempt=self.request.retries + 1)
+    if retry_in is not None:
+        raise self.retry(countdown=retry_in)
 
 
 # Replay: one task per batch of whole exchanges (ids only), and a reconcile tick for work nobody is doing.

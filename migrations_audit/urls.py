@@ -54,6 +54,12 @@ urlpatterns = [
     path("reports/<int:definition_id>/", reports.report_detail, name="report"),
     path("reports/<int:definition_id>/edit/", reports.report_edit, name="report_edit"),
     path("reports/<int:definition_id>/run/", reports.report_run_now, name="report_run"),
+    path(
+        "reports/<int:definition_id>/test-delivery/",
+        reports.report_test_delivery,
+        name="report_test_delivery",
+    ),
+    path("reports/schedule-preview/", reports.report_schedule_preview, name="report_schedule_preview"),
     path("reports/snapshots/<int:snapshot_id>/", reports.report_snapshot, name="report_snapshot"),
     path("reports/snapshots/<int:snapshot_id>.<str:fmt>", reports.report_snapshot, name="report_download"),
     path("settings/", pages.settings_page, name="settings"),

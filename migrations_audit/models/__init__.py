@@ -11,7 +11,13 @@ from .diff import (
     RequestFinding,
 )
 from .replay import RateLimiterState, ReplayAttempt, ReplayResult, ReplayRun
-from .reports import Acknowledgement, AcknowledgementEvent, ReportDefinition, ReportSnapshot
+from .reports import (
+    Acknowledgement,
+    AcknowledgementEvent,
+    ReportDefinition,
+    ReportDelivery,
+    ReportSnapshot,
+)
 from .tracking import Migration, MigrationClientState, Status, StatusChange
 
 __all__ = [
@@ -36,6 +42,7 @@ __all__ = [
     "ReplayResult",
     "ReplayRun",
     "ReportDefinition",
+    "ReportDelivery",
     "ReportSnapshot",
     "RequestFinding",
     "Status",

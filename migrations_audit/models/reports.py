@@ -28,6 +28,11 @@ class ReportDefinition(models.Model):
     interval_seconds = models.PositiveIntegerField(null=True, blank=True)
     crontab = models.CharField(max_length=100, blank=True, help_text="e.g. 0 8 * * 1 (Mondays at 08:00 UTC)")
     recipients = models.TextField(blank=True, help_text="Email addresses, one per line or comma-separated.")
+    # A webhook (Slack-compatible JSON, signed with HMAC-SHA256): its URL and signing secret are
+    # secrets (a Slack URL is its own credential), stored encrypted; pages show the host only.
+    webhook_url_encrypted = models.TextField(blank=True, editable=False)
+    webhook_host = models.CharField(max_length=255, blank=True, editable=False)
+    webhook_secret_encrypted = models.TextField(blank=True, editable=False)
     enabled = models.BooleanField(default=True)
     next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
     last_run_at = models.DateTimeField(null=True, blank=True)
@@ -76,6 +81,39 @@ class ReportSnapshot(models.Model):
         if self.pk is not None and not kwargs.pop("_allow_update", False):
             raise ValueError("A report snapshot is immutable once written.")
         super().save(*args, **kwargs)
+
+
+class ReportDelivery(models.Model):
+    """One attempt to deliver a snapshot (or a test message) by email or webhook: what the report's
+    page shows as its delivery status."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "Email"
+        WEBHOOK = "webhook", "Webhook"
+
+    class Status(models.TextChoices):
+        SENT = "sent", "Sent"
+        RETRYING = "retrying", "Failed, will retry"
+        FAILED = "failed", "Failed"
+
+    definition = models.ForeignKey(ReportDefinition, on_delete=models.CASCADE, related_name="deliveries")
+    # None for a test delivery.
+    snapshot = models.ForeignKey(
+        ReportSnapshot, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    attempt = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    http_status = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self):
+        return f"{self.channel} #{self.attempt} {self.status}"
 
 
 class Acknowledgement(models.Model):

@@ -159,6 +159,7 @@ def test_forms_refuse_posts_without_a_csrf_token(objects, alice):
             "migrations_audit:acknowledgement_revoke", args=[objects["slug"], objects["acknowledgement_id"]]
         ),
         reverse("migrations_audit:api_acknowledgements", args=[objects["slug"]]),
+        reverse("migrations_audit:report_test_delivery", args=[objects["definition_id"]]),
     ]
     for url in posts:
         assert strict.post(url, {}).status_code == 403, url
