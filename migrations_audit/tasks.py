@@ -70,6 +70,22 @@ def report_email(self, snapshot_id: int) -> None:
         raise self.retry(countdown=retry_in)
 
 
+@shared_task(name="migrations_audit.tasks.team_digests", acks_late=True)
+def team_digests() -> None:
+    from migrations_audit.models import Team
+
+    for team_id in Team.objects.values_list("pk", flat=True):
+        team_digest.delay(team_id)
+
+
+@shared_task(name="migrations_audit.tasks.team_digest", acks_late=True)
+def team_digest(team_id: int) -> None:
+    from migrations_audit.models import Team
+    from migrations_audit.reports.digest import team_digest_send
+
+    team_digest_send(team=Team.objects.get(pk=team_id))
+
+
 @shared_task(name="migrations_audit.tasks.report_webhook", bind=True, acks_late=True, max_retries=None)
 def report_webhook(self, snapshot_id: int) -> None:
     from migrations_audit.reports import delivery

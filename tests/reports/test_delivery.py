@@ -194,3 +194,26 @@ def test_a_test_delivery_on_request_by_role(client, alice, bob, charlie, definit
     latest = ReportDelivery.objects.get()
     assert latest.snapshot is None and latest.status == "sent"
     assert "Last webhook delivery" in response.content.decode()
+
+
+def test_the_weekly_digest_gives_each_upstreams_gate_to_its_team_only(upstream_a, upstream_b, charlie):
+    from migrations_audit.reports.digest import team_digest_send
+    from migrations_audit.tasks import team_digest
+
+    upstream_a.team.upstreams.create(name="Quiet", slug="quiet", base_url="http://127.0.0.1:9")
+    team_digest_send(team=upstream_a.team)
+    assert len(mail.outbox) == 1
+    body = mail.outbox[0].body
+    assert sorted(mail.outbox[0].to) == ["alice@example.com", "bob@example.com"]
+    assert "Anthropic 2023-06-01 -> 2026-10-21: no replay yet" in body and "Quiet : not configured" in body
+    replayed(upstream_a)
+    record(upstream_a, {"model": "m", "temperature": 1}, client="checkout")
+    team_digest_send(team=upstream_a.team)
+    assert (
+        "Anthropic 2023-06-01 -> 2026-10-21: fails (1 failing, 1 breaking, 0 unexplained)"
+        in mail.outbox[1].body
+    )
+    assert "/u/anthropic/acknowledgements/" in mail.outbox[1].body
+    team_digest.apply(args=[upstream_b.team_id])  # team B's digest: to charlie alone, on its own upstream
+    to_charlie = [m for m in mail.outbox[2:] if m.to == ["charlie@example.com"]]
+    assert len(to_charlie) == 1 and "Anthropic" not in to_charlie[0].body and "Other" in to_charlie[0].body
