@@ -3,6 +3,7 @@
 from django.db.models import Sum
 from django.utils import timezone
 
+from migrations_audit import selectors
 from migrations_audit.diff import selectors as diff_selectors
 from migrations_audit.models import Acknowledgement, ComparisonTally, DifferenceSignature, Migration, Upstream
 
@@ -98,10 +99,20 @@ def report_payload(
         "request_rules": request_rules,
         "clients_affected": clients,
         "migration": _migration(migration) if migration else None,
+        "versions_in_use": _versions_in_use(upstream),
     }
     payload["gate"] = gate_evaluate(payload)
     payload["trend"] = trend_compute(previous=previous, current=payload)
     return payload
+
+
+def _versions_in_use(upstream: Upstream) -> dict:
+    overall = selectors.versions_in_use(upstream=upstream, windows=(7, 30))
+    return {
+        "last_7_days": overall[7],
+        "last_30_days": overall[30],
+        "by_client": selectors.versions_in_use_by_client(upstream=upstream),
+    }
 
 
 def _acknowledgement(acknowledgement: Acknowledgement | None) -> dict | None:
