@@ -5,7 +5,14 @@ from django.utils import timezone
 
 from migrations_audit import selectors
 from migrations_audit.diff import selectors as diff_selectors
-from migrations_audit.models import Acknowledgement, ComparisonTally, DifferenceSignature, Migration, Upstream
+from migrations_audit.models import (
+    Acknowledgement,
+    Client,
+    ComparisonTally,
+    DifferenceSignature,
+    Migration,
+    Upstream,
+)
 
 from .acknowledgements import acknowledgements_active, request_findings_open
 from .findings import gate_evaluate, request_signature, trend_compute
@@ -26,13 +33,17 @@ def report_payload(
     signatures = list(
         diff_selectors.signatures_for_upstream(
             upstream=upstream, version_from=version_from, version_to=version_to
-        ).prefetch_related("clients")
+        )
     )
+    names = _client_names(signatures)
     acknowledged = {
         acknowledgement.signature: acknowledgement
         for acknowledgement in acknowledgements_active(upstream=upstream).select_related("created_by")
     }
-    differences = [_difference(signature, acknowledged.get(signature.signature)) for signature in signatures]
+    differences = [
+        _difference(signature, acknowledged.get(signature.signature), names.get(signature.pk, []))
+        for signature in signatures
+    ]
     findings = diff_selectors.request_findings_summary(upstream=upstream, version=version_to)
     by_rule: dict[str, list[dict]] = {}
     for found in request_findings_open(upstream=upstream, version=version_to):
@@ -126,7 +137,24 @@ def _acknowledgement(acknowledgement: Acknowledgement | None) -> dict | None:
     }
 
 
-def _difference(signature: DifferenceSignature, acknowledgement: Acknowledgement | None) -> dict:
+def _client_names(signatures: list[DifferenceSignature]) -> dict[int, list[str]]:
+    """Signature id -> the names of its clients, from the link rows and each client loaded once
+    (a prefetch would build a client object per link: thousands of signatures times their clients)."""
+    links = list(
+        DifferenceSignature.clients.through.objects.filter(
+            differencesignature_id__in=[signature.pk for signature in signatures]
+        ).values_list("differencesignature_id", "client_id")
+    )
+    clients = Client.objects.in_bulk({client_id for _, client_id in links})
+    names: dict[int, list[str]] = {}
+    for signature_id, client_id in links:
+        names.setdefault(signature_id, []).append(clients[client_id].display_name)
+    return names
+
+
+def _difference(
+    signature: DifferenceSignature, acknowledgement: Acknowledgement | None, clients: list[str]
+) -> dict:
     return {
         "signature": signature.signature,
         "kind": signature.kind,
@@ -142,7 +170,7 @@ def _difference(signature: DifferenceSignature, acknowledgement: Acknowledgement
         "exchanges": signature.exchanges,
         "share": round(signature.share, 4) if signature.share is not None else None,
         "example_exchange": signature.example_id,
-        "clients": sorted(client.display_name for client in signature.clients.all())[:50],
+        "clients": sorted(clients)[:50],
     }
 
 
