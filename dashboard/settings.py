@@ -284,6 +284,9 @@ REPLAY_BATCH_EXCHANGES = env_int("REPLAY_BATCH_EXCHANGES", 50, minimum=1)
 REPLAY_RECONCILE_SECONDS = env_int("REPLAY_RECONCILE_SECONDS", 15, minimum=1)
 # How often beat looks for report schedules that are due.
 REPORTS_TICK_SECONDS = env_int("REPORTS_TICK_SECONDS", 30, minimum=1)
+# Report deliveries (email, webhook): tries, and the first backoff (doubled each try, at most an hour).
+REPORT_DELIVERY_TRIES = env_int("REPORT_DELIVERY_TRIES", 5, minimum=1)
+REPORT_DELIVERY_BACKOFF_SECONDS = env_int("REPORT_DELIVERY_BACKOFF_SECONDS", 30, minimum=1)
 MIGRATION_AUDIT_DEFAULT_UPSTREAM = env_str("MIGRATION_AUDIT_DEFAULT_UPSTREAM", "anthropic")
 # The diff and the pages read compressed bodies decoded, up to this many bytes (a bomb is cut off).
 MIGRATION_AUDIT_DECODED_BODY_LIMIT = env_int(
