@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
+from django.db import OperationalError
 
 from migrations_audit.capture import proxy
 from migrations_audit.capture.recording import CapturedExchange
@@ -36,7 +37,7 @@ def store(monkeypatch):
 
     def fake_store(by_upstream):
         if state["down"]:
-            raise ConnectionError("database unavailable")
+            raise OperationalError("database unavailable")
         for items in by_upstream.values():
             state["written"].extend(items)
 
@@ -81,7 +82,7 @@ def test_totals_are_kept_per_upstream_and_stored_once_the_database_answers(store
 
     def fake_store_totals(identity, started_at, totals):
         if store["down"]:
-            raise ConnectionError("database unavailable")
+            raise OperationalError("database unavailable")
         stored.append(totals)
 
     monkeypatch.setattr(proxy, "_store_totals", fake_store_totals)
