@@ -12,7 +12,6 @@ import httpx
 import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import OperationalError
 from django.urls import reverse
 
 from migrations_audit import services
@@ -147,27 +146,6 @@ def test_an_exchange_that_cannot_be_stored_fails_alone_and_at_once(monkeypatch):
     counts = run(scenario())
     assert sorted(item.path for item in written) == ["/v1/messages/1", "/v1/messages/2", "/v1/messages/3"]
     assert counts == {"recorded": 3, "pending": 0, "dropped": 0, "failed": 1}
-
-
-def test_database_errors_are_still_waited_out(monkeypatch):
-    state = {"down": True, "written": 0}
-
-    def store(by_upstream):
-        if state["down"]:
-            state["down"] = False  # back for the next try
-            raise OperationalError("database is locked")
-        state["written"] += sum(len(items) for items in by_upstream.values())
-
-    monkeypatch.setattr(proxy_module, "_store", store)
-    monkeypatch.setattr(proxy_module, "RETRY_DELAYS", (0.05, 0.05))
-
-    async def scenario():
-        recorder = proxy_module.Recorder()
-        recorder.submit(1, captured(1))
-        await asyncio.wait_for(recorder.flush(), timeout=10)
-        return recorder.counts()
-
-    assert run(scenario())["recorded"] == 1 and state["written"] == 1
 
 
 @pytest.mark.slow
