@@ -79,6 +79,24 @@ def test_deep_json_nesting_is_bounded():
     )
 
 
+def test_json_that_parses_but_nests_past_the_stack_is_compared_as_text():
+    """1,200 levels: json.loads decodes it, a recursive walk would not get through it."""
+
+    def deep(leaf: str) -> str:
+        return "[" * 1200 + leaf + "]" * 1200
+
+    plain = [ResponseSnapshot(status=200, body=deep(leaf).encode()) for leaf in ("1", "2")]
+    assert compare_responses(*plain)
+    streams = [
+        ResponseSnapshot(
+            status=200, body=f"event: completion\ndata: {deep(leaf)}\n\n".encode(), streamed=True
+        )
+        for leaf in ("1", "2")
+    ]
+    assert compare_responses(*streams)
+    assert compare_responses(streams[0], streams[0]) == []
+
+
 def test_deep_json_nesting_in_requests_and_streams_is_bounded():
     from migrations_audit.diff.request_check import request_violations
     from migrations_audit.diff.rules import ruleset_load
