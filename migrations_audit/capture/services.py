@@ -226,7 +226,8 @@ def har_import_queue(*, upstream: Upstream, uploaded, created_by=None) -> HarImp
 
 
 def har_import_run(*, job_id: int) -> HarImport:
-    """Import a queued HAR file, updating the job's progress as it streams. Safe to run twice."""
+    """Import a queued HAR file, updating the job's progress as it streams. Safe to run twice; the job
+    always ends done or failed, and the uploaded file is deleted either way."""
     from .ingest import IngestError, har_import
 
     claimed = HarImport.objects.filter(pk=job_id, state=HarImport.State.QUEUED).update(
@@ -234,6 +235,12 @@ def har_import_run(*, job_id: int) -> HarImport:
     )
     job = HarImport.objects.get(pk=job_id)
     if not claimed:
+        if job.state == HarImport.State.RUNNING:
+            # Delivered again while it says it is running: the worker that ran it was lost (killed, out
+            # of memory). Trying the same file again could lose the next one; the job says so instead.
+            _har_import_fail(job, "the import stopped: its worker was lost; nothing was imported")
+            Path(job.stored_path).unlink(missing_ok=True)
+            job.refresh_from_db()
         return job
 
     def progress(update):

@@ -333,10 +333,7 @@ def raw_post(port: int, head: str, body_chunks=()) -> bytes:
                 break  # answered: the rest is not sent
             connection.sendall(chunk)
         answer = b""
-        while b"\r\n\r\n" not in answer:
-            data = connection.recv(65536)
-            if not data:
-                break
+        while data := connection.recv(65536):  # the answer closes the connection
             answer += data
         return answer
 

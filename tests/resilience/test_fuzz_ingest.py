@@ -3,6 +3,7 @@ what is stored reads back as it was sent (modulo masking), and a split upload st
 
 import io
 import json
+import string
 from datetime import UTC, datetime
 from unittest import mock
 
@@ -249,3 +250,80 @@ def test_masking_decodes_only_the_bodies_that_need_it_and_misses_no_secret(
     assert mask_body(body) == always_decoded
     if mask_json_fields(document) != document:
         assert json.loads(always_decoded) == mask_json_fields(document)
+
+
+url_text = st.text(alphabet=string.ascii_letters + string.digits + "-_./%", max_size=20)
+har_entries_sent = st.fixed_dictionaries(
+    {
+        "method": st.sampled_from(["get", "POST"]),
+        "path": url_text.map(lambda path: "/v1/" + path),
+        "query": st.text(alphabet=string.ascii_letters + string.digits + "=&%", max_size=20),
+        "headers": st.dictionaries(
+            st.sampled_from(["anthropic-version", "x-custom", "user-agent"]), text, max_size=3
+        ),
+        "post": text,
+        "status": st.integers(100, 599),
+        "content": text,
+        "started_at": st.datetimes(
+            min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+        ),
+        "time": st.floats(0, 1e6),
+    }
+)
+
+
+def _har_of(sent: dict) -> dict:
+    query = f"?{sent['query']}" if sent["query"] else ""
+    return {
+        "startedDateTime": sent["started_at"].isoformat(),
+        "time": sent["time"],
+        "request": {
+            "method": sent["method"],
+            "url": f"https://api.example.com{sent['path']}{query}",
+            "headers": [{"name": name, "value": value} for name, value in sent["headers"].items()],
+            "postData": {"mimeType": "application/json", "text": sent["post"]},
+        },
+        "response": {
+            "status": sent["status"],
+            "headers": [],
+            "content": {"mimeType": "application/json", "text": sent["content"]},
+        },
+    }
+
+
+@pytest.mark.django_db
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(entries=st.lists(har_entries_sent, min_size=1, max_size=5))
+def test_what_a_har_import_stores_reads_back_as_it_was_sent(upstream_a, entries):
+    Exchange.objects.all().delete()
+    data = json.dumps({"log": {"version": "1.2", "entries": [_har_of(sent) for sent in entries]}}).encode()
+    summary = har_import(upstream=upstream_a, stream=io.BytesIO(data))
+    assert summary.rejected == 0 and summary.skipped == 0, summary.rejections
+    by_hash = {exchange.content_hash: exchange for exchange in Exchange.objects.all()}
+    seen = set()
+    for sent in entries:
+        request_body = mask_body(sent["post"].encode())
+        version = sent["headers"].get(upstream_a.version_header, "")
+        key = content_hash(method=sent["method"], path=sent["path"], body=request_body, version=version)
+        if key in seen:
+            continue
+        seen.add(key)
+        exchange = by_hash[key]
+        assert (exchange.method, exchange.path, exchange.query) == (
+            sent["method"].upper(),
+            sent["path"],
+            sent["query"],
+        )
+        assert exchange.request_headers == sent["headers"]
+        assert bytes(exchange.request_body) == request_body
+        assert bytes(exchange.response_body) == mask_body(sent["content"].encode())
+        assert (exchange.status, exchange.duration_ms, exchange.started_at) == (
+            sent["status"],
+            sent["time"],
+            sent["started_at"],
+        )
+    assert len(seen) == len(by_hash) == summary.accepted
