@@ -268,6 +268,12 @@ MIGRATION_AUDIT_PROXY_STREAM_IDLE_TIMEOUT = env_int(
 )
 MIGRATION_AUDIT_MAX_BODY_BYTES = env_int("MIGRATION_AUDIT_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=1024)
 MIGRATION_AUDIT_MAX_HEADERS = env_int("MIGRATION_AUDIT_MAX_HEADERS", 200, minimum=16)
+# Nesting past this depth is refused in NDJSON lines and HAR entries, and shown or masked as text
+# elsewhere: real API bodies nest a few levels, hostile ones thousands (past Python's stack).
+MIGRATION_AUDIT_MAX_JSON_DEPTH = env_int("MIGRATION_AUDIT_MAX_JSON_DEPTH", 100, minimum=8)
+# One NDJSON request to the ingest API, in bytes (each line, like each HAR entry, is held to
+# MIGRATION_AUDIT_MAX_BODY_BYTES).
+MIGRATION_AUDIT_MAX_INGEST_BYTES = env_int("MIGRATION_AUDIT_MAX_INGEST_BYTES", 512 * 2**20, minimum=1024)
 # The proxy's recorder: exchanges it may hold while the database is slow or away (more are dropped and
 # counted), and how often it stores its recorded/dropped/failed totals for the dashboard.
 MIGRATION_AUDIT_RECORDER_MAX_PENDING = env_int("MIGRATION_AUDIT_RECORDER_MAX_PENDING", 10_000, minimum=1)

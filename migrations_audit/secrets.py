@@ -12,7 +12,11 @@ import re
 
 from django.conf import settings
 
+from migrations_audit.json_depth import json_nests_deeper, json_text_may_nest_deeper, max_json_depth
+
 MASK = "[masked]"
+# Stored instead of a JSON body that names a secret field and nests too deep to mask.
+TOO_DEEP_BODY = b"[masked: a JSON body nested deeper than MIGRATION_AUDIT_MAX_JSON_DEPTH]"
 # Headers that carry the API key itself: stored only as its fingerprint.
 KEY_HEADERS = ("x-api-key", "authorization")
 
@@ -87,6 +91,13 @@ def mask_body(body: bytes) -> bytes:
         decoded = json.loads(body)
     except ValueError:
         return body
+    except RecursionError:  # nested past the parser's stack: it may hide a secret field anywhere
+        return TOO_DEEP_BODY
+    limit = max_json_depth()
+    if json_text_may_nest_deeper(body, limit) and json_nests_deeper(decoded, limit):
+        # Masking walks the value recursively; past the depth, keep no part of a body that may name a
+        # secret field rather than store one unmasked.
+        return TOO_DEEP_BODY
     masked = mask_json_fields(decoded)
     if masked == decoded:
         return body

@@ -32,7 +32,7 @@ from migrations_audit.upstream_guard import (
 )
 
 from .recording import CLIENT_HEADER, HOP_BY_HOP, CapturedExchange, is_event_stream
-from .services import exchanges_record, recorder_totals_record
+from .services import DATABASE_OUTAGE_ERRORS, exchanges_record, recorder_totals_record
 
 logger = logging.getLogger(__name__)
 UPSTREAM_CACHE_SECONDS = 5.0
@@ -70,8 +70,10 @@ class Recorder:
     """Takes finished exchanges off the request path and writes them in batches from a thread.
 
     Every exchange ends up recorded, dropped (queue full) or failed (the database stayed away past the
-    retries), counted per upstream; the totals are stored every `report_seconds` once the database
-    answers, so the dashboard can say what is missing."""
+    retries, or the exchange itself could not be stored), counted per upstream; the totals are stored
+    every `report_seconds` once the database answers, so the dashboard can say what is missing. Only
+    the database being away is waited out: an exchange that fails for any other reason fails alone,
+    at once, and the others of its batch are stored."""
 
     def __init__(self, *, name: str = "proxy", max_pending: int | None = None, batch_size: int = 200):
         self.queue: asyncio.Queue | None = None
@@ -121,11 +123,15 @@ class Recorder:
             for upstream_pk in list(unwritten):
                 try:
                     await sync_to_async(_store, thread_sensitive=False)({upstream_pk: unwritten[upstream_pk]})
-                except Exception:
+                except DATABASE_OUTAGE_ERRORS:
                     # The database may be restarting: keep the exchanges and try again for a while.
                     logger.exception(
                         "recording %d exchanges failed (attempt %d)", len(unwritten[upstream_pk]), attempt
                     )
+                except Exception:
+                    left = await self._write_one_by_one(upstream_pk, unwritten.pop(upstream_pk))
+                    if left:  # the database went away meanwhile
+                        unwritten[upstream_pk] = left
                 else:
                     written = len(unwritten.pop(upstream_pk))
                     self.tallies[upstream_pk].recorded += written
@@ -137,6 +143,23 @@ class Recorder:
             logger.error("gave up recording %d exchanges: the database stayed unavailable", len(exchanges))
             self.tallies[upstream_pk].failed += len(exchanges)
             self._writing -= len(exchanges)
+
+    async def _write_one_by_one(self, upstream_pk: int, exchanges: list[CapturedExchange]):
+        """Store each exchange alone, counting the ones that fail as failed; the ones left unwritten
+        when the database goes away meanwhile are returned, to be retried with the batch."""
+        for index, captured in enumerate(exchanges):
+            try:
+                await sync_to_async(_store, thread_sensitive=False)({upstream_pk: [captured]})
+            except DATABASE_OUTAGE_ERRORS:
+                return exchanges[index:]
+            except Exception as error:
+                # The type only: the message of an error about this exchange may quote its content.
+                logger.error("an exchange could not be recorded: %s", type(error).__name__)
+                self.tallies[upstream_pk].failed += 1
+            else:
+                self.tallies[upstream_pk].recorded += 1
+            self._writing -= 1
+        return []
 
     async def _report_every(self) -> None:
         while True:
