@@ -44,6 +44,11 @@ class _SafeWriter:
         self._writer.writerow([csv_cell(value) for value in row])
 
 
+def plain_text(title: str) -> str:
+    """A changelog title without its markdown backticks (`temperature` -> temperature)."""
+    return title.replace("`", "")
+
+
 def report_csv(payload: dict) -> str:
     out = io.StringIO()
     writer = _SafeWriter(out)
@@ -56,7 +61,7 @@ def report_csv(payload: dict) -> str:
                 "request_rejected",
                 "",
                 "",
-                rule["title"],
+                plain_text(rule["title"]),
                 "",
                 rule["exchanges"],
                 "",
@@ -71,7 +76,7 @@ def report_csv(payload: dict) -> str:
                 d["kind"],
                 d["path"],
                 d["endpoint"],
-                d["rule_title"] or "",
+                plain_text(d["rule_title"] or ""),
                 "yes" if d["acknowledged"] else "no",
                 d["exchanges"],
                 d["share"] if d["share"] is not None else "",

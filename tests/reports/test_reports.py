@@ -266,3 +266,33 @@ def test_a_real_beat_and_worker_produce_snapshots_and_emails(
     assert "team@example.com" in messages[0] and "Blocking (not acknowledged): 1" in messages[0]
     assert all(SECRET not in message for message in messages)
     assert os.path.getsize(sorted(Path(mail_dir).iterdir())[0]) > 1000
+
+
+def test_reports_read_as_words_and_link_back_to_the_audit(client, alice, upstream_a, definition):
+    from django.template import Context, Template
+
+    from migrations_audit.reports.render import plain_text
+
+    every = Template("{% load tracking %}{{ s|every }}")
+    assert [every.render(Context({"s": s})) for s in (86400, 3600, 21600, 900, 90)] == [
+        "every day",
+        "every hour",
+        "every 6 hours",
+        "every 15 minutes",
+        "every 90 seconds",
+    ]
+    label = Template("{% load tracking %}{{ s|status_label }}")
+    assert label.render(Context({"s": "not_started"})) == "Not started"
+    assert (
+        plain_text("`temperature`, `top_p` and `top_k` are rejected")
+        == "temperature, top_p and top_k are rejected"
+    )
+    snapshot = services.snapshot_create(definition=definition)
+    client.force_login(alice)
+    page = client.get(reverse("migrations_audit:report_snapshot", args=[snapshot.pk])).content.decode()
+    differences = f"/u/{upstream_a.slug}/differences/?pair=2023-06-01..2026-10-21"
+    assert differences in page
+    assert client.get(differences).status_code == 200
+    assert (
+        "seconds" not in client.get(reverse("migrations_audit:report", args=[definition.pk])).content.decode()
+    )
