@@ -259,6 +259,8 @@ MIGRATION_AUDIT_FINGERPRINT_KEYS = env_list(
 # is saved and on the address of every connection the proxy and the workers make (see
 # migrations_audit/upstream_guard.py). Loopback and private addresses must be listed as networks.
 MIGRATION_AUDIT_UPSTREAM_HOSTS = env_list("MIGRATION_AUDIT_UPSTREAM_HOSTS", ["api.anthropic.com"])
+# Where report webhooks may be delivered, in the same form (Slack's incoming webhooks by default).
+MIGRATION_AUDIT_WEBHOOK_HOSTS = env_list("MIGRATION_AUDIT_WEBHOOK_HOSTS", ["hooks.slack.com"])
 # Upstream timeouts (seconds): connecting (proxy and replays); the proxy's wait for an answer to start
 # and between the reads of a non-streaming answer; and between the chunks of an event stream.
 MIGRATION_AUDIT_UPSTREAM_CONNECT_TIMEOUT = env_int("MIGRATION_AUDIT_UPSTREAM_CONNECT_TIMEOUT", 10, minimum=1)

@@ -9,4 +9,6 @@ class MigrationsAuditConfig(AppConfig):
     def ready(self):
         from migrations_audit import upstream_guard
 
-        upstream_guard.allow_list()  # a malformed MIGRATION_AUDIT_UPSTREAM_HOSTS stops the start, not a save
+        # A malformed allow-list stops the start, not a save or a delivery.
+        upstream_guard.allow_list(upstream_guard.SETTING)
+        upstream_guard.allow_list(upstream_guard.WEBHOOK_SETTING)

@@ -16,14 +16,21 @@ import errno
 import functools
 import ipaddress
 import re
+import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiohttp
+import requests
+import requests.adapters
+import urllib3
+import urllib3.connection
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 
 SETTING = "MIGRATION_AUDIT_UPSTREAM_HOSTS"
+# Report webhooks are the other place a team member names a URL the server then calls.
+WEBHOOK_SETTING = "MIGRATION_AUDIT_WEBHOOK_HOSTS"
 NOT_ALLOWED = f"upstream address not allowed by {SETTING}"
 # Replay credentials come only from environment variables named for the purpose, so that no
 # upstream can be made to receive SECRET_KEY, DATABASE_URL or another process secret.
@@ -60,11 +67,15 @@ class AllowList:
         return any(address in network for network in self.networks)
 
 
-def allow_list() -> AllowList:
-    entries = settings.MIGRATION_AUDIT_UPSTREAM_HOSTS
+def allow_list(setting: str = SETTING) -> AllowList:
+    """The allow-list of a setting: upstreams' (MIGRATION_AUDIT_UPSTREAM_HOSTS) or webhooks'."""
+    entries = getattr(settings, setting)
     if isinstance(entries, str):
         entries = entries.split(",")
-    return _parse(tuple(entries))
+    try:
+        return _parse(tuple(entries))
+    except ImproperlyConfigured as error:
+        raise ImproperlyConfigured(f"{setting}: {error}") from None
 
 
 @functools.lru_cache(maxsize=8)
@@ -81,9 +92,7 @@ def _parse(entries: tuple[str, ...]) -> AllowList:
             pass
         name = entry.removeprefix("*.")
         if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*", name):
-            raise ImproperlyConfigured(
-                f"{SETTING}: {raw!r} is neither a host name, an IP address nor a CIDR."
-            )
+            raise ImproperlyConfigured(f"{raw!r} is neither a host name, an IP address nor a CIDR.")
         if entry.startswith("*."):
             suffixes.append("." + name)
         else:
@@ -124,13 +133,13 @@ def is_public(address: Address) -> bool:
     )
 
 
-def address_allowed(host: str, ip: str) -> bool:
+def address_allowed(host: str, ip: str, *, setting: str = SETTING) -> bool:
     """May a connection for `host` go to `ip`? If a listed network covers the address, or if the
     host is a listed name and the address is public."""
     address = _address(ip)
     if address is None:
         return False
-    rules = allow_list()
+    rules = allow_list(setting)
     if rules.covers(address):
         return True
     return _address(host) is None and rules.lists_name(host) and is_public(address)
@@ -224,3 +233,65 @@ def connection_error_text(error: BaseException) -> str:
         if code in (errno.ECONNRESET, errno.EPIPE):
             return "connection reset"
     return "connection failed"
+
+
+# Synchronous HTTP (report webhooks, with requests): the same check, made on the socket's address.
+
+
+class AddressNotAllowed(ConnectionError):
+    pass
+
+
+def url_host_problem(url: str, *, setting: str) -> str | None:
+    """Why a URL's host is not on the allow-list of `setting` (no DNS lookup), or None."""
+    host = (urlsplit(url).hostname or "").lower()
+    rules = allow_list(setting)
+    address = _address(host)
+    if host and (rules.covers(address) if address is not None else rules.lists_name(host)):
+        return None
+    return f"{host or 'That URL'} is not an allowed host: the operator lists them in the {setting} setting."
+
+
+def guarded_session(*, setting: str) -> requests.Session:
+    """A requests session that connects only to addresses the allow-list of `setting` permits: every
+    address the name resolves to is checked before connecting, and the socket's peer after, so a
+    name that changes between the two (DNS rebinding) gets nowhere. No proxy from the environment."""
+
+    def check(host: str, sock) -> None:
+        peer = sock.getpeername()[0]
+        if not address_allowed(host, peer, setting=setting):
+            sock.close()
+            raise AddressNotAllowed(f"address not allowed by {setting}")
+
+    def resolved_allowed(host: str, port: int) -> None:
+        for *_, sockaddr in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+            if not address_allowed(host, sockaddr[0], setting=setting):
+                raise AddressNotAllowed(f"address not allowed by {setting}")
+
+    class Connection(urllib3.connection.HTTPConnection):
+        def _new_conn(self):
+            resolved_allowed(self._dns_host, self.port)
+            sock = super()._new_conn()
+            check(self._dns_host, sock)
+            return sock
+
+    class TlsConnection(urllib3.connection.HTTPSConnection):
+        def _new_conn(self):
+            resolved_allowed(self._dns_host, self.port)
+            sock = super()._new_conn()
+            check(self._dns_host, sock)
+            return sock
+
+    class Pool(urllib3.HTTPConnectionPool):
+        ConnectionCls = Connection
+
+    class TlsPool(urllib3.HTTPSConnectionPool):
+        ConnectionCls = TlsConnection
+
+    adapter = requests.adapters.HTTPAdapter(max_retries=0)
+    adapter.poolmanager.pool_classes_by_scheme = {"http": Pool, "https": TlsPool}
+    session = requests.Session()
+    session.trust_env = False
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session

@@ -19,6 +19,7 @@ from tests.support.servers import PROJECT_ROOT, free_port, running, stop
 # The emulator and the servers tests start listen on loopback: upstreams may point there (attack
 # tests narrow the list to prove refusals).
 TEST_UPSTREAM_HOSTS = "api.anthropic.com,127.0.0.0/8"
+TEST_WEBHOOK_HOSTS = "hooks.slack.com,127.0.0.0/8"
 
 
 def pytest_configure(config):
@@ -26,6 +27,8 @@ def pytest_configure(config):
     os.environ.setdefault("STATIC_MANIFEST", "0")
     os.environ["MIGRATION_AUDIT_UPSTREAM_HOSTS"] = TEST_UPSTREAM_HOSTS
     settings.MIGRATION_AUDIT_UPSTREAM_HOSTS = TEST_UPSTREAM_HOSTS.split(",")
+    os.environ["MIGRATION_AUDIT_WEBHOOK_HOSTS"] = TEST_WEBHOOK_HOSTS
+    settings.MIGRATION_AUDIT_WEBHOOK_HOSTS = TEST_WEBHOOK_HOSTS.split(",")
     settings.STORAGES = {
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -100,6 +103,7 @@ def child_env(**extra) -> dict:
         "SECRET_KEY": settings.SECRET_KEY,
         "STATIC_MANIFEST": "0",
         "MIGRATION_AUDIT_UPSTREAM_HOSTS": TEST_UPSTREAM_HOSTS,
+        "MIGRATION_AUDIT_WEBHOOK_HOSTS": TEST_WEBHOOK_HOSTS,
     }
     env.update({key: str(value) for key, value in extra.items()})
     return env

@@ -23,7 +23,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
-from migrations_audit import crypto
+from migrations_audit import crypto, upstream_guard
 from migrations_audit.models import ReportDefinition, ReportDelivery, ReportSnapshot
 
 from .render import report_text_summary
@@ -43,6 +43,9 @@ def webhook_url_validate(url: str) -> str:
         raise ValidationError("Put no credentials in the URL: deliveries are signed with the secret instead.")
     if len(url) > 2000:
         raise ValidationError("That URL is too long.")
+    problem = upstream_guard.url_host_problem(url, setting=upstream_guard.WEBHOOK_SETTING)
+    if problem:
+        raise ValidationError(problem)
     return url
 
 
@@ -114,7 +117,14 @@ def webhook_attempt(
     started = time.monotonic()
     status, error, retry_in = None, "", None
     try:
-        response = requests.post(url, data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False)
+        with upstream_guard.guarded_session(setting=upstream_guard.WEBHOOK_SETTING) as session:
+            response = session.post(url, data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False)
+    except requests.ConnectionError as exc:
+        if isinstance(exc.__context__, upstream_guard.AddressNotAllowed) or "not allowed by" in str(exc):
+            error = f"The receiver's address is not allowed by {upstream_guard.WEBHOOK_SETTING}."
+        else:
+            error = f"{type(exc).__name__}: the receiver could not be reached"
+            retry_in = backoff_seconds(attempt=attempt)
     except requests.RequestException as exc:
         error = f"{type(exc).__name__}: the receiver could not be reached"
         retry_in = backoff_seconds(attempt=attempt)

@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core import mail
+from django.core.exceptions import ValidationError
 from django.test import override_settings
 from django.urls import reverse
 
@@ -169,12 +170,12 @@ def test_the_edit_page_previews_the_next_five_runs_and_never_shows_the_webhook(c
     hourly, _ = delivery.schedule_preview(kind="interval", interval_seconds="3600", crontab="")
     assert [(b - a).total_seconds() for a, b in itertools.pairwise(hourly)] == [3600] * 4
 
-    with_webhook(definition, "https://hooks.example.com/services/T000/B000/SECRETPATH")
+    with_webhook(definition, "https://hooks.slack.com/services/T000/B000/SECRETPATH")
     edit = client.get(reverse("migrations_audit:report_edit", args=[definition.pk])).content.decode()
-    assert "Next five runs" in edit and "hooks.example.com" in edit
+    assert "Next five runs" in edit and "hooks.slack.com" in edit
     assert "SECRETPATH" not in edit and SECRET not in edit
     page = client.get(reverse("migrations_audit:report", args=[definition.pk])).content.decode()
-    assert "hooks.example.com" in page and "SECRETPATH" not in page and page.count("<dd>") >= 5
+    assert "hooks.slack.com" in page and "SECRETPATH" not in page and page.count("<dd>") >= 5
 
 
 def test_a_test_delivery_on_request_by_role(client, alice, bob, charlie, definition):  # noqa: F811
@@ -217,3 +218,26 @@ def test_the_weekly_digest_gives_each_upstreams_gate_to_its_team_only(upstream_a
     team_digest.apply(args=[upstream_b.team_id])  # team B's digest: to charlie alone, on its own upstream
     to_charlie = [m for m in mail.outbox[2:] if m.to == ["charlie@example.com"]]
     assert len(to_charlie) == 1 and "Anthropic" not in to_charlie[0].body and "Other" in to_charlie[0].body
+
+
+def test_a_webhook_reaches_only_hosts_the_operator_allows(upstream_a, definition, settings):  # noqa: F811
+    # Refused when saved: loopback is not on the default list, and neither is a metadata address.
+    settings.MIGRATION_AUDIT_WEBHOOK_HOSTS = ["hooks.slack.com"]
+    for url in ("http://127.0.0.1:9/hook", "http://169.254.169.254/latest/", "http://localhost:8000/x"):
+        with pytest.raises(ValidationError, match="MIGRATION_AUDIT_WEBHOOK_HOSTS"):
+            delivery.webhook_url_validate(url)
+    assert delivery.webhook_url_validate("https://hooks.slack.com/services/T/B/X")
+    with Receiver([200]) as receiver:
+        settings.MIGRATION_AUDIT_WEBHOOK_HOSTS = ["127.0.0.0/8"]
+        with_webhook(definition, receiver.url)  # saved while the operator allowed it
+        # ... then refused at delivery once the list no longer covers the address, by name or not.
+        settings.MIGRATION_AUDIT_WEBHOOK_HOSTS = ["hooks.slack.com", "localhost"]
+        snapshot = report_services.snapshot_create(definition=definition)
+        report_webhook.apply(args=[snapshot.pk])
+        with_webhook(definition, receiver.url.replace("127.0.0.1", "localhost"))
+        report_webhook.apply(args=[report_services.snapshot_create(definition=definition).pk])
+    assert receiver.received == [], "the receiver was never contacted"
+    failures = ReportDelivery.objects.filter(definition=definition, channel="webhook")
+    assert {(d.status, d.error) for d in failures} == {
+        ("failed", "The receiver's address is not allowed by MIGRATION_AUDIT_WEBHOOK_HOSTS.")
+    }
