@@ -43,7 +43,7 @@ _KEY_FORMATS = (
     r"rk_(?:live|test)_[A-Za-z0-9]{8,}",
     r"whsec_[A-Za-z0-9]{16,}",
     # AWS access key ids (long-lived and temporary); Google API keys.
-    r"A(?:KIA[A-Z0-9]{16}|SIA[A-Z0-9]{16}|Iza[0-9A-Za-z_-]{35})",
+    r"A(?:KIA[A-Z0-9]{16,}|SIA[A-Z0-9]{16,}|Iza[0-9A-Za-z_-]{35,})",
     # GitHub tokens (classic and fine-grained); GitLab.
     r"g(?:h[pousr]_[A-Za-z0-9]{20,}|ithub_pat_[A-Za-z0-9_]{20,}|lpat-[A-Za-z0-9_-]{20,})",
     r"xox[abposr]-[A-Za-z0-9-]{10,}",  # Slack
