@@ -16,6 +16,7 @@ import functools
 import hashlib
 import hmac
 import json
+import logging
 import re
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
@@ -212,6 +213,15 @@ def mask_text(text: str) -> str:
     if "?" in text and "=" in text:
         text = _URL_QUERY.sub(lambda match: "?" + mask_query(match[1]), text)
     return text
+
+
+class RequestLineMasking(logging.Filter):
+    """Masks the text arguments of a log record (an HTTP server's request line) as `mask_text` does."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(mask_text(arg) if isinstance(arg, str) else arg for arg in record.args)
+        return True
 
 
 def mask_query(query: str) -> str:
