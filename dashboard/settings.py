@@ -112,6 +112,11 @@ LOGIN_URL = "login"
 # Failed logins allowed per username and per client address in LOGIN_FAILURE_WINDOW seconds.
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_FAILURE_WINDOW = env_int("LOGIN_FAILURE_WINDOW", 300, minimum=1)
+# Behind reverse proxies, the header they set with the client's address (X-Forwarded-For) and how many
+# of them there are: the limit keys on the address the outermost one saw. Unset: REMOTE_ADDR, since a
+# header anyone can send must never decide whose attempts count together.
+TRUSTED_PROXY_HEADER = env_str("TRUSTED_PROXY_HEADER").strip()
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1, minimum=1)
 LOGIN_REDIRECT_URL = "migrations_audit:home"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -269,8 +274,19 @@ MIGRATION_AUDIT_SECRET_FIELDS = env_list(
         "passwd",
     ],
 )
-# Key for encrypting replay credentials at rest (Fernet); derived from SECRET_KEY unless given.
-MIGRATION_AUDIT_ENCRYPTION_KEY = env_str("MIGRATION_AUDIT_ENCRYPTION_KEY")
+# Keys of their own, each with rotation, so that rotating SECRET_KEY neither makes stored replay
+# credentials unreadable nor re-identifies every client. Each list: the current key first, then
+# the previous ones (still read, and re-keyed on sight). Defaults: derived from SECRET_KEY and
+# SECRET_KEY_FALLBACKS, as before these settings existed.
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", [])
+# Fernet keys encrypting replay credentials at rest (`manage.py rotate_keys` re-encrypts them).
+MIGRATION_AUDIT_ENCRYPTION_KEYS = env_list(
+    "MIGRATION_AUDIT_ENCRYPTION_KEYS", [k for k in [env_str("MIGRATION_AUDIT_ENCRYPTION_KEY")] if k]
+)
+# HMAC keys of API-key fingerprints (the identity of a client that does not declare itself).
+MIGRATION_AUDIT_FINGERPRINT_KEYS = env_list(
+    "MIGRATION_AUDIT_FINGERPRINT_KEYS", [SECRET_KEY, *SECRET_KEY_FALLBACKS]
+)
 MIGRATION_AUDIT_PROXY_TIMEOUT = env_int("MIGRATION_AUDIT_PROXY_TIMEOUT", 600, minimum=1)
 MIGRATION_AUDIT_MAX_BODY_BYTES = env_int("MIGRATION_AUDIT_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=1024)
 MIGRATION_AUDIT_MAX_HEADERS = env_int("MIGRATION_AUDIT_MAX_HEADERS", 200, minimum=16)
@@ -291,6 +307,10 @@ REPLAY_RECONCILE_SECONDS = env_int("REPLAY_RECONCILE_SECONDS", 15, minimum=1)
 # How often beat looks for report schedules that are due.
 REPORTS_TICK_SECONDS = env_int("REPORTS_TICK_SECONDS", 30, minimum=1)
 MIGRATION_AUDIT_DEFAULT_UPSTREAM = env_str("MIGRATION_AUDIT_DEFAULT_UPSTREAM", "anthropic")
+# The diff and the pages read compressed bodies decoded, up to this many bytes (a bomb is cut off).
+MIGRATION_AUDIT_DECODED_BODY_LIMIT = env_int(
+    "MIGRATION_AUDIT_DECODED_BODY_LIMIT", 32 * 1024 * 1024, minimum=64 * 1024
+)
 
 LOGGING = {
     "version": 1,

@@ -114,10 +114,18 @@ _JSON_MEMBER = re.compile(
 _URL_QUERY = re.compile(r"\?([^\s#\"'<>]+)")
 
 
-def key_fingerprint(api_key: str) -> str:
-    """HMAC-SHA256 of the key under the server's secret: stable per key, and the key can't be recovered."""
-    digest = hmac.new(settings.SECRET_KEY.encode(), api_key.encode(), hashlib.sha256).hexdigest()
+def key_fingerprint(api_key: str, *, under: str | None = None) -> str:
+    """HMAC-SHA256 of the key under the current fingerprint key (or `under`): stable per key, and
+    the key can't be recovered."""
+    secret = under if under is not None else settings.MIGRATION_AUDIT_FINGERPRINT_KEYS[0]
+    digest = hmac.new(secret.encode(), api_key.encode(), hashlib.sha256).hexdigest()
     return f"fp_{digest[:32]}"
+
+
+def key_fingerprints_previous(api_key: str) -> tuple[str, ...]:
+    """The key's fingerprints under the previous fingerprint keys, to recognise a client first seen
+    before the current key was set."""
+    return tuple(key_fingerprint(api_key, under=old) for old in settings.MIGRATION_AUDIT_FINGERPRINT_KEYS[1:])
 
 
 def api_key_from_headers(headers: dict[str, str]) -> str | None:

@@ -1,5 +1,7 @@
 """Read access shared by every page: what a user may see."""
 
+import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -8,7 +10,16 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from migrations_audit.models import Exchange, Membership, RecorderTotals, Team, TrafficDay, Upstream
+from migrations_audit.models import (
+    ApiToken,
+    Exchange,
+    Membership,
+    RecorderTotals,
+    Team,
+    TrafficDay,
+    Upstream,
+    WorkerHeartbeat,
+)
 
 
 def teams_for_user(*, user) -> QuerySet[Team]:
@@ -31,11 +42,48 @@ def membership_role(*, user, team: Team) -> str | None:
     return Membership.objects.filter(user=user, team=team).values_list("role", flat=True).first()
 
 
+# Roles that may change a team's objects, on the pages and through the API alike; viewers only read.
+EDITOR_ROLES = (Membership.Role.MEMBER, Membership.Role.ADMIN)
+
+
 def user_can_edit(*, user, team: Team) -> bool:
-    return membership_role(user=user, team=team) in (Membership.Role.MEMBER, Membership.Role.ADMIN)
+    return membership_role(user=user, team=team) in EDITOR_ROLES
+
+
+def teams_editable_by_user(*, user) -> QuerySet[Team]:
+    return Team.objects.filter(memberships__user=user, memberships__role__in=EDITOR_ROLES)
+
+
+def token_can_edit(*, token: ApiToken) -> bool:
+    """A token made by a user acts with that user's role in its team today, so a token outlives
+    neither its maker's demotion to viewer nor their leaving the team; one made by an operator
+    (manage.py, the admin: no maker) acts for the team as a member."""
+    if token.created_by_id is None:
+        return True
+    return Membership.objects.filter(
+        user_id=token.created_by_id, team_id=token.team_id, role__in=EDITOR_ROLES
+    ).exists()
 
 
 # --- Traffic: what the overview and the traffic explorer read ---------------------------------
+
+
+@dataclass(frozen=True)
+class WorkersStatus:
+    """Whether any Celery worker reported in lately: jobs wait for one."""
+
+    alive: bool
+    last_seen_at: datetime | None
+
+
+# Workers report every minute (dashboard.schedules) and when they start.
+WORKER_SILENCE_ALLOWED = timedelta(minutes=3)
+
+
+def workers_status() -> WorkersStatus:
+    last_seen_at = WorkerHeartbeat.objects.aggregate(last=Max("seen_at"))["last"]
+    alive = last_seen_at is not None and timezone.now() - last_seen_at <= WORKER_SILENCE_ALLOWED
+    return WorkersStatus(alive=alive, last_seen_at=last_seen_at)
 
 
 def traffic_summary(*, upstream: Upstream, days: int = 30) -> dict:
@@ -76,8 +124,15 @@ SORTS = {
 }
 
 
+# The largest id a database integer holds: a bigger one in a query string is a bad value, not a 500.
+MAX_ID = 2**63 - 1
+
+
 @dataclass
 class TrafficFilter:
+    """The traffic explorer's filters, read from a query string. A bad value is not applied but
+    listed in `errors`, which the page shows (and answers 400 for), never an exception."""
+
     client: int | None = None
     endpoint: str = ""
     version: str = ""
@@ -87,21 +142,21 @@ class TrafficFilter:
     until: datetime | None = None
     q: str = ""
     sort: str = "newest"
+    cursor: tuple | None = None  # (value, id) of the last row of the page before; see exchanges_page
     errors: list[str] = field(default_factory=list)
 
     @classmethod
     def from_query(cls, query) -> "TrafficFilter":
         found = cls()
         if query.get("client"):
-            if query["client"].isdigit():
-                found.client = int(query["client"])
-            else:
+            found.client = _id_parse(query["client"])
+            if found.client is None:
                 found.errors.append("Client must be chosen from the list.")
         found.endpoint = query.get("endpoint", "").strip()[:520]
         found.version = query.get("version", "").strip()[:50]
         status = query.get("status", "").strip().lower()
         if status and not (
-            status in ("2xx", "3xx", "4xx", "5xx", "none") or (status.isdigit() and len(status) == 3)
+            status in ("2xx", "3xx", "4xx", "5xx", "none") or re.fullmatch(r"[1-9][0-9]{2}", status)
         ):
             found.errors.append("Status must be a code such as 400, a class such as 4xx, or “none”.")
         else:
@@ -111,13 +166,16 @@ class TrafficFilter:
         for name in ("since", "until"):
             raw = query.get(name, "").strip()
             if raw:
-                parsed = parse_datetime(raw) or _date_start(raw)
-                if parsed is None:
+                moment = _moment_parse(raw)
+                if moment is None:
                     found.errors.append(f"“{name}” must be a date (2026-11-20) or a date and time.")
-                else:
-                    setattr(found, name, parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
+                setattr(found, name, moment)
         found.q = query.get("q", "").strip()[:200]
         found.sort = query.get("sort") if query.get("sort") in SORTS else "newest"
+        if query.get("after"):
+            found.cursor = _cursor_decode(query["after"], found.sort)
+            if found.cursor is None:
+                found.errors.append("This page link is broken: start again from the first page.")
         return found
 
     def apply(self, exchanges: QuerySet) -> QuerySet:
@@ -152,16 +210,15 @@ class TrafficFilter:
         return exchanges
 
 
-def exchanges_page(*, upstream: Upstream, filters: TrafficFilter, after: str = "", size: int = 50):
-    """One page of exchanges by keyset pagination: `after` is the cursor of the last row shown, so a
+def exchanges_page(*, upstream: Upstream, filters: TrafficFilter, size: int = 50):
+    """One page of exchanges by keyset pagination: `filters.cursor` is the last row shown, so a
     page costs an index range scan however deep it is. Returns (rows, cursor of the next page)."""
     order = SORTS[filters.sort]
     exchanges = filters.apply(Exchange.objects.filter(upstream=upstream))
     if filters.sort == "slowest":
         exchanges = exchanges.filter(duration_ms__isnull=False)
-    cursor = _cursor_decode(after, filters.sort)
-    if cursor is not None:
-        value, last_id = cursor
+    if filters.cursor is not None:
+        value, last_id = filters.cursor
         field_name = order[0].lstrip("-")
         if order[0].startswith("-"):
             exchanges = exchanges.filter(
@@ -185,24 +242,37 @@ def exchanges_page(*, upstream: Upstream, filters: TrafficFilter, after: str = "
     return rows, next_cursor
 
 
-def _cursor_decode(after: str, sort: str):
+def _id_parse(raw: str) -> int | None:
+    """A database id written in ASCII digits, or None ("²".isdigit() is true, and ids overflow)."""
+    if not re.fullmatch(r"[0-9]{1,19}", raw):
+        return None
+    value = int(raw)
+    return value if 0 < value <= MAX_ID else None
+
+
+def _moment_parse(raw: str) -> datetime | None:
+    """A date or a date and time, in UTC (naive ones taken as UTC), or None if it is none or out of
+    range: 2026-13-45T10:00 matches the format but is no date, and year 1 at +05:00 is before year 1."""
+    try:
+        parsed = parse_datetime(raw) or datetime.fromisoformat(raw)
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _cursor_decode(after: str, sort: str) -> tuple | None:
     value, _, last_id = after.rpartition("|")
-    if not value or not last_id.isdigit():
+    last_id = _id_parse(last_id)
+    if not value or last_id is None:
         return None
     if sort == "slowest":
         try:
-            return float(value), int(last_id)
+            duration = float(value)
         except ValueError:
             return None
-    parsed = parse_datetime(value)
-    return (parsed, int(last_id)) if parsed else None
-
-
-def _date_start(raw: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(raw)
-    except ValueError:
-        return None
+        return (duration, last_id) if math.isfinite(duration) else None
+    moment = _moment_parse(value)
+    return (moment, last_id) if moment is not None else None
 
 
 def traffic_choices(*, upstream: Upstream) -> dict:

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from migrations_audit import crypto
+from migrations_audit.diff.noise import INFRASTRUCTURE_HEADERS
 from migrations_audit.models import ApiToken, ApiVersion, Membership, Team, Upstream, WorkerHeartbeat
 
 # Anthropic's versions and endpoints: the defaults of a new upstream whose version header is
@@ -22,14 +23,12 @@ ANTHROPIC_VOLATILE_HEADERS = [
     "date",
     "request-id",
     "x-request-id",
-    "cf-ray",
     "content-length",
     "retry-after",
     "anthropic-ratelimit-*",
     "anthropic-organization-id",
     "server-timing",
-    "via",
-    "x-envoy-upstream-service-time",
+    *INFRASTRUCTURE_HEADERS,
 ]
 
 
@@ -59,7 +58,10 @@ def upstream_create(
     if versions is None:
         versions = list(ANTHROPIC_VERSIONS) if is_anthropic else []
     options.setdefault("replayable_endpoints", list(ANTHROPIC_REPLAYABLE_ENDPOINTS) if is_anthropic else [])
-    options.setdefault("volatile_headers", list(ANTHROPIC_VOLATILE_HEADERS) if is_anthropic else ["date"])
+    options.setdefault(
+        "volatile_headers",
+        list(ANTHROPIC_VOLATILE_HEADERS) if is_anthropic else ["date", *INFRASTRUCTURE_HEADERS],
+    )
     with transaction.atomic():
         upstream = Upstream.objects.create(
             team=team,

@@ -60,6 +60,7 @@ urlpatterns = [
     path("settings/upstreams/new/", pages.upstream_edit, name="upstream_new"),
     path("settings/upstreams/<slug:slug>/", pages.upstream_edit, name="upstream_edit"),
     path("healthz", pages.health, name="health"),
+    path("favicon.ico", pages.favicon, name="favicon"),
     # Capture
     path("api/v1/upstreams/<slug:slug>/exchanges", capture.api_ingest, name="api_ingest"),
     path("u/<slug:slug>/import/", capture.har_imports, name="har_imports"),

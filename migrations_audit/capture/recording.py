@@ -12,6 +12,7 @@ from migrations_audit.models import Client, Exchange, Upstream
 from migrations_audit.secrets import (
     api_key_from_headers,
     key_fingerprint,
+    key_fingerprints_previous,
     mask_message,
     mask_query,
     mask_text,
@@ -63,6 +64,8 @@ class CapturedExchange:
 class ClientIdentity:
     kind: str
     identity: str
+    # The same key's fingerprints under previous fingerprint keys (see secrets.key_fingerprint).
+    previous: tuple[str, ...] = ()
 
 
 def client_identity(headers: dict[str, str]) -> ClientIdentity:
@@ -73,7 +76,7 @@ def client_identity(headers: dict[str, str]) -> ClientIdentity:
         return ClientIdentity(Client.Kind.DECLARED, declared[:200])
     key = api_key_from_headers(lowered)
     if key:
-        return ClientIdentity(Client.Kind.KEY, key_fingerprint(key))
+        return ClientIdentity(Client.Kind.KEY, key_fingerprint(key), key_fingerprints_previous(key))
     return ClientIdentity(Client.Kind.ANONYMOUS, "anonymous")
 
 

@@ -152,13 +152,34 @@ def _traffic_days_upsert(*, upstream_id: int, counts: list[tuple[tuple, int]]) -
         )
 
 
+def _clients_rekey(*, upstream: Upstream, renames: dict[str, str]) -> None:
+    """Clients known by a fingerprint under a previous key take the current key's fingerprint, so
+    rotating the fingerprint key keeps every client who it was."""
+    current = set(
+        Client.objects.filter(upstream=upstream, identity__in=set(renames.values())).values_list(
+            "identity", flat=True
+        )
+    )
+    for client_id, old in Client.objects.filter(upstream=upstream, identity__in=renames).values_list(
+        "pk", "identity"
+    ):
+        new = renames[old]
+        if new not in current:
+            Client.objects.filter(pk=client_id).update(identity=new)
+            current.add(new)
+
+
 def clients_resolve(*, upstream: Upstream, seen: list[tuple[ClientIdentity, Exchange]]) -> dict[str, Client]:
     """The Client row of each identity in a batch, created on first sight, with first/last seen kept."""
     times: dict[str, list] = {}
     kinds: dict[str, str] = {}
+    renames: dict[str, str] = {}
     for identity, exchange in seen:
         times.setdefault(identity.identity, []).append(exchange.started_at)
         kinds[identity.identity] = identity.kind
+        renames.update(dict.fromkeys(identity.previous, identity.identity))
+    if renames:
+        _clients_rekey(upstream=upstream, renames=renames)
     Client.objects.bulk_create(
         [
             Client(

@@ -11,7 +11,7 @@ from fnmatch import fnmatchcase
 
 from .changes import NOISE, Change
 
-# Response headers that differ on every call of any HTTP API. Upstream.volatile_headers adds more.
+# Response headers that differ on every call of any HTTP API, whatever the upstream.
 DEFAULT_VOLATILE_HEADERS = (
     "date",
     "age",
@@ -20,21 +20,48 @@ DEFAULT_VOLATILE_HEADERS = (
     "last-modified",
     "request-id",
     "x-request-id",
-    "cf-ray",
-    "cf-cache-status",
     "server-timing",
-    "x-envoy-upstream-service-time",
     "content-length",
+    # Bodies are compared decoded: how each side was compressed is the transport's business.
+    "content-encoding",
     "transfer-encoding",
     "connection",
     "keep-alive",
     "alt-svc",
-    "via",
     "set-cookie",
     "retry-after",
     "*ratelimit*",
     "x-cloud-trace-context",
 )
+
+# Headers that describe the serving infrastructure (web server, CDN, mesh), not the API: a
+# recording made through a CDN and a replay against a local server differ in them by nature. New
+# upstreams start with them in Upstream.volatile_headers, where a team can remove one it cares about.
+INFRASTRUCTURE_HEADERS = (
+    "server",
+    "via",
+    "x-powered-by",
+    "cf-*",
+    "x-envoy-*",
+    "x-amz-*",
+    "x-served-by",
+    "x-cache",
+    "x-cache-hits",
+    "x-timer",
+    "x-kong-*",
+    "x-vercel-*",
+    "fly-request-id",
+    "strict-transport-security",
+    "x-forwarded-*",
+    "nel",
+    "report-to",
+)
+
+# Generated content: between a recording and a replay (two different calls, possibly months
+# apart) the words, the ids and the token counts differ without the API having changed. Only a
+# change of their type or shape says something there.
+_GENERATED_FIELDS = frozenset({"text", "completion", "thinking", "partial_json", "signature", "data", "stop"})
+_GENERATED_PARENTS = frozenset({"usage", "cache_creation", "server_tool_use"})
 
 # Values that identify one call: prefixed ids (msg_01..., req_..., compl_...), hex log ids, UUIDs,
 # timestamps (ISO 8601 and the legacy ping's "2023-04-28 21:18:31.866238").
@@ -71,6 +98,8 @@ class NoiseModel:
     volatile_headers: tuple[str, ...] = DEFAULT_VOLATILE_HEADERS
     varying: dict[tuple[str, str], float] = field(default_factory=dict)
     patterns: bool = True
+    # Set when one side of the comparison is the recorded response and the other a replay.
+    against_recording: bool = False
 
     @classmethod
     def for_upstream(cls, *, volatile_headers=()) -> "NoiseModel":
@@ -101,6 +130,8 @@ class NoiseModel:
             rate = varying.get((change.kind, path_pattern(change.path))) if varying else None
             if rate is None and change.kind in _VALUE_KINDS and self.patterns and _looks_volatile(change):
                 rate = 0.0  # volatile by nature: no sample measured how often
+            if rate is None and self.against_recording and _is_generated(change):
+                rate = 0.0
             if rate is not None:
                 change.classification = NOISE
                 change.noise_rate = rate or None
@@ -112,3 +143,18 @@ def _looks_volatile(change: Change) -> bool:
     if last in _VOLATILE_FIELDS:
         return True
     return is_volatile_value(change.before) and is_volatile_value(change.after)
+
+
+def _is_generated(change: Change) -> bool:
+    """Generated text, ids and token counts whose value (not type) changed."""
+    if change.kind == "reassembled_text_changed":
+        return True
+    if change.kind != "value_changed" or type(change.before) is not type(change.after):
+        return False
+    if isinstance(change.before, bool) or not isinstance(change.before, str | int | float):
+        return False
+    parts = change.path.rsplit("/", 2)
+    last, parent = parts[-1], (parts[-2] if len(parts) > 1 else "")
+    if parent in _GENERATED_PARENTS and isinstance(change.before, int | float):
+        return True
+    return last in _GENERATED_FIELDS and isinstance(change.before, str)

@@ -21,17 +21,34 @@ from migrations_audit.models.diff import ComparisonTally, ExchangeComparison
 from .changes import BREAKING, NOISE
 
 
-def signatures_for_upstream(*, upstream: Upstream, version_from=None, version_to=None, include_noise=False):
+def signatures_for_upstream(
+    *,
+    upstream: Upstream,
+    version_from=None,
+    version_to=None,
+    include_noise=False,
+    run=None,
+    client=None,
+    classification=None,
+):
     """Difference signatures of an upstream, the unexplained first, then the breaking, then the most
     widespread. Each carries `compared` (exchanges compared for its versions and endpoint) and
-    `share` (the share of them it affects)."""
+    `share` (the share of them it affects). `run` keeps the signatures that run's differences
+    have, `client` those seen on the client's exchanges, `classification` one class."""
     signatures = DifferenceSignature.objects.filter(upstream=upstream).select_related("rule", "example")
     if version_from:
         signatures = signatures.filter(version_from=version_from)
     if version_to:
         signatures = signatures.filter(version_to=version_to)
-    if not include_noise:
+    if classification:
+        signatures = signatures.filter(classification=classification)
+    elif not include_noise:
         signatures = signatures.exclude(classification=NOISE)
+    if run is not None:
+        in_run = Difference.objects.filter(upstream=upstream, run=run).values("signature")
+        signatures = signatures.filter(signature__in=in_run)
+    if client is not None:
+        signatures = signatures.filter(clients=client)
     compared = ComparisonTally.objects.filter(
         upstream=upstream,
         version_from=OuterRef("version_from"),

@@ -6,13 +6,14 @@ exchanges_diff_record once every result of a batch of exchanges in a run is fini
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
 from django.db import transaction
 from django.db.models import F, Q
 
 from migrations_audit.bulk import rows_insert
+from migrations_audit.content_encoding import body_decode
 from migrations_audit.models import (
     ChangelogRule,
     Difference,
@@ -59,10 +60,11 @@ def changelog_rules_install(
 
 
 def snapshot_from_exchange(exchange: Exchange) -> ResponseSnapshot:
+    headers = exchange.response_headers or {}
     return ResponseSnapshot(
         status=exchange.status,
-        headers=exchange.response_headers or {},
-        body=bytes(exchange.response_body or b""),
+        headers=headers,
+        body=body_decode(bytes(exchange.response_body or b""), headers).body,
         streamed=exchange.streamed,
         events=exchange.response_events or None,
         error=exchange.error,
@@ -70,10 +72,11 @@ def snapshot_from_exchange(exchange: Exchange) -> ResponseSnapshot:
 
 
 def snapshot_from_result(result: ReplayResult) -> ResponseSnapshot:
+    headers = result.response_headers or {}
     return ResponseSnapshot(
         status=result.status,
-        headers=result.response_headers or {},
-        body=bytes(result.response_body or b""),
+        headers=headers,
+        body=body_decode(bytes(result.response_body or b""), headers).body,
         streamed=result.streamed,
         events=result.response_events or None,
         error=result.error,
@@ -227,8 +230,12 @@ def _exchange_compare(run: ReplayRun, exchange: Exchange, results, rules, known_
         compared.append((version, version, list(varied.values())))
 
     request_body = bytes(exchange.request_body or b"")
+    against_recording = replace(noise, against_recording=True)
     for version_from, version_to in _version_pairs(run, upstream, primary):
-        changes = compare_responses(primary[version_from], primary[version_to], noise=noise)
+        recorded = version_from not in replayed or version_to not in replayed
+        changes = compare_responses(
+            primary[version_from], primary[version_to], noise=against_recording if recorded else noise
+        )
         changes = changes_explain(
             changes,
             rules=rules,

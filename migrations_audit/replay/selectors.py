@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from django.db.models import Count
+from django.db.models import Count, F, Sum
 from django.utils import timezone
 
 from migrations_audit.models import Difference, ReplayResult, ReplayRun, Upstream
@@ -48,10 +48,10 @@ def run_progress(*, run: ReplayRun) -> dict:
         "eta_seconds": round(remaining / throughput) if throughput and run.is_active and remaining else None,
         "tokens_spent": run.tokens_spent,
         "token_budget": run.token_budget,
-        "retries": sum(
-            max(tries - 1, 0)
-            for tries in ReplayResult.objects.filter(run=run).values_list("tries", flat=True)
-        ),
+        "retries": ReplayResult.objects.filter(run=run, tries__gt=1).aggregate(retries=Sum(F("tries") - 1))[
+            "retries"
+        ]
+        or 0,
         "recent_errors": list(errors),
         "error": run.error,
     }
@@ -65,3 +65,23 @@ def run_differences_summary(*, run: ReplayRun) -> dict:
         Difference.objects.filter(run=run, rule__isnull=True).exclude(classification="noise").count()
     )
     return summary
+
+
+def run_waiting(*, run: ReplayRun) -> list[str]:
+    """Why an active run may be sending nothing, in words; empty when nothing holds it up."""
+    if not run.is_active:
+        return []
+    reasons = []
+    upstream = run.upstream
+    if upstream.rate_limit_concurrency < 1 or upstream.rate_limit_rps <= 0:
+        reasons.append(
+            f"{upstream.name} allows {upstream.rate_limit_concurrency} request(s) in flight at "
+            f"{upstream.rate_limit_rps:g} per second: nothing can be sent until its limits are raised "
+            "in the upstream's settings."
+        )
+    ahead = ReplayRun.objects.filter(
+        status__in=[ReplayRun.Status.PENDING, ReplayRun.Status.RUNNING], pk__lt=run.pk
+    ).count()
+    if ahead:
+        reasons.append(f"{ahead} run(s) started before this one are still in the queue.")
+    return reasons

@@ -19,9 +19,31 @@ CSV_COLUMNS = [
 ]
 
 
+# A cell starting with one of these is a formula to a spreadsheet (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """A value as a spreadsheet reads it literally: a text that would start a formula gets a leading
+    single quote, as OWASP advises. Numbers are left alone, so they stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+class _SafeWriter:
+    """csv.writer that escapes every cell, so no column is ever written unescaped."""
+
+    def __init__(self, out):
+        self._writer = csv.writer(out)
+
+    def writerow(self, row):
+        self._writer.writerow([csv_cell(value) for value in row])
+
+
 def report_csv(payload: dict) -> str:
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = _SafeWriter(out)
     writer.writerow(CSV_COLUMNS)
     for rule in payload["request_rules"]:
         writer.writerow(

@@ -1,5 +1,6 @@
 """Template filters of the tracking pages."""
 
+import json
 import re
 from datetime import datetime
 
@@ -30,3 +31,9 @@ def iso_datetime(value):
 def percent(value):
     """0.8571 -> "86%"; None -> "—"."""
     return "—" if value is None else f"{value:.0%}"
+
+
+@register.filter
+def as_json(value):
+    """A stored JSON value as JSON (`null`, `false`, `{"status": 400}`), never a Python repr."""
+    return json.dumps(value, ensure_ascii=False, default=str)

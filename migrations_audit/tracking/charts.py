@@ -45,11 +45,10 @@ def versions_chart(*, days: list[dict], target_version: str, width: int = 640, h
                     "title": f"{_day(row['day'])}: {count} request(s) with {version or 'no version'}",
                 }
             )
-    step = max(1, len(days) // 6)
     ticks = [
         {"x": round(left + index * slot + slot / 2, 1), "label": _day(row["day"])[5:]}
         for index, row in enumerate(days)
-        if index % step == 0
+        if _labelled(index, len(days))
     ]
     return {
         "width": width,
@@ -122,7 +121,6 @@ def burndown_chart(*, series, width: int = 720, panel_height: int = 120) -> dict
         ],
         [(0, "0%"), (0.5, "50%"), (1, "100%")],
     )
-    step = max(1, len(series) // 6)
     return {
         "width": width,
         "height": top + 2 * panel_height + gap + bottom,
@@ -130,10 +128,17 @@ def burndown_chart(*, series, width: int = 720, panel_height: int = 120) -> dict
         "right": width - right,
         "panels": [clients, share],
         "x_ticks": [
-            {"x": x_at(i), "label": _day(day.day)[5:]} for i, day in enumerate(series) if i % step == 0
+            {"x": x_at(i), "label": _day(day.day)[5:]}
+            for i, day in enumerate(series)
+            if _labelled(i, len(series))
         ],
         "x_label_y": top + 2 * panel_height + gap + 16,
     }
+
+
+def _labelled(index: int, count: int) -> bool:
+    """About six dates under a chart, counted back from the last day so that today is labelled."""
+    return (count - 1 - index) % max(1, count // 6) == 0
 
 
 def _every_day(days: list[dict]) -> list[dict]:

@@ -56,11 +56,28 @@ class Sdk:
         return int(match.group()) if match else None
 
     @property
+    def release(self) -> tuple[int, ...]:
+        """The numeric parts of the version, for ordering releases: "0.125.0" -> (0, 125, 0)."""
+        return tuple(int(part) for part in re.findall(r"\d+", self.version.split("-")[0].split("+")[0]))
+
+    @property
     def major_label(self) -> str:
         return f"{self.language} {self.major}.x" if self.major is not None else self.language
 
     def __str__(self) -> str:
         return f"{self.language} {self.version}"
+
+
+def sdk_move(before: Sdk, after: Sdk) -> str:
+    """How a client's SDK changed: "upgrade", "downgrade" or "change" (another language, or versions
+    that cannot be ordered)."""
+    if before.language != after.language or not before.release or not after.release:
+        return "change"
+    if after.release > before.release:
+        return "upgrade"
+    if after.release < before.release:
+        return "downgrade"
+    return "change"
 
 
 def _language(raw: str) -> str:

@@ -16,7 +16,7 @@ from django.db.models.functions import Coalesce, TruncDate
 
 from migrations_audit.models import ChangelogRule, Difference, DifferenceSignature, Exchange, RequestFinding
 
-from .sdk import Sdk, sdk_parse
+from .sdk import Sdk, sdk_move, sdk_parse
 
 SAMPLING_PARAMETERS = ("temperature", "top_p", "top_k")
 # Request bodies read per client to tell which request features it uses (tools, sampling).
@@ -457,7 +457,7 @@ def _dedupe(impact: list[dict]) -> list[dict]:
     return list(by_key.values())
 
 
-# Accidental migrations: a version change that came with an SDK major upgrade.
+# Accidental migrations: a version change that came with a move to another SDK major.
 
 
 def accidental_migration(*, facts: ClientTraffic, exchanges: QuerySet) -> dict | None:
@@ -491,6 +491,7 @@ def accidental_migration(*, facts: ClientTraffic, exchanges: QuerySet) -> dict |
         "at": after.first_at,
         "sdk_before": str(before.sdk),
         "sdk_after": str(after.sdk),
+        "sdk_move": sdk_move(before.sdk, after.sdk),
         "version_before": before.api_version,
         "version_after": after.api_version,
         "key_header_before": before.key_header,

@@ -6,7 +6,6 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
@@ -15,18 +14,15 @@ from migrations_audit.capture.ingest import ndjson_ingest
 from migrations_audit.capture.services import har_import_queue
 from migrations_audit.models import ApiToken, HarImport, Upstream
 
-from .api import api_auth, api_error
+from .api import api_auth, api_error, api_upstream_for_write
 
 
 @login_not_required
-@csrf_exempt
 @api_auth
 def api_ingest(request, slug):
     if request.method != "POST":
         return api_error(405, "POST NDJSON here, one exchange per line.")
-    upstream = Upstream.objects.filter(slug=slug, team_id__in=request.api_teams).first()
-    if upstream is None:
-        return api_error(404, f"No upstream {slug!r} for this token's team.")
+    upstream = api_upstream_for_write(request, slug)
     # Read the body as a stream: an ingest may be far larger than what Django keeps in memory.
     summary = ndjson_ingest(upstream=upstream, lines=iter(request.readline, b""))
     return JsonResponse(summary.as_dict(), status=200)
@@ -78,7 +74,9 @@ def token_create(request, team_slug):
     _, token = services.api_token_create(team=team, name=name, created_by=request.user)
     # Shown once, on this response only: never stored, never shown again.
     return render(
-        request, "migrations_audit/token_created.html", {"team": team, "name": name, "token": token}
+        request,
+        "migrations_audit/token_created.html",
+        {"team": team, "name": name, "token": token, "upstreams": team.upstreams.order_by("name")},
     )
 
 

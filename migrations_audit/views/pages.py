@@ -7,9 +7,12 @@ from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.templatetags.static import static
 
 from migrations_audit import selectors
+from migrations_audit.content_encoding import body_decode
 from migrations_audit.diff import selectors as diff_selectors
+from migrations_audit.diff.forms import DifferenceFilterForm
 from migrations_audit.forms import UpstreamForm
 from migrations_audit.models import Difference, DifferenceSignature, Exchange, ReplayResult, ReplayRun
 from migrations_audit.presenters import body_prepare, stream_summarise, timeline_align
@@ -52,9 +55,7 @@ def traffic(request, slug):
     upstream = selectors.upstream_for_user(user=request.user, slug=slug)
     filters = selectors.TrafficFilter.from_query(request.GET)
     rows, next_cursor = (
-        ([], "")
-        if filters.errors
-        else selectors.exchanges_page(upstream=upstream, filters=filters, after=request.GET.get("after", ""))
+        ([], "") if filters.errors else selectors.exchanges_page(upstream=upstream, filters=filters)
     )
     query = request.GET.copy()
     query.pop("after", None)
@@ -69,9 +70,10 @@ def traffic(request, slug):
         "proxy_url": request.build_absolute_uri(f"/proxy/{upstream.slug}"),
     }
     if request.htmx:
+        # htmx swaps no 4xx answer: a filter being typed shows its error in place of the results.
         return render(request, "migrations_audit/traffic.html#results", context)
     context["losses"] = selectors.recording_losses(upstream=upstream)
-    return render(request, "migrations_audit/traffic.html", context)
+    return render(request, "migrations_audit/traffic.html", context, status=400 if filters.errors else 200)
 
 
 def exchange_detail(request, slug, exchange_id):
@@ -115,13 +117,15 @@ def exchange_detail(request, slug, exchange_id):
 
 def _column(title, version, source) -> dict:
     streamed = source.streamed
+    decoded = body_decode(bytes(source.response_body or b""), source.response_headers)
     return {
         "title": title,
         "version": version,
         "status": source.status,
         "error": source.error,
         "headers": source.response_headers,
-        "raw_body": source.response_body,
+        "raw_body": decoded.body,
+        "decoded": decoded,
         "streamed": streamed,
         "stream": stream_summarise(source.response_events) if streamed else None,
         "marks": {},
@@ -151,8 +155,12 @@ def runs(request, slug):
 
 def differences(request, slug):
     upstream = selectors.upstream_for_user(user=request.user, slug=slug)
-    show_noise = request.GET.get("noise") == "1"
-    signatures = diff_selectors.signatures_for_upstream(upstream=upstream, include_noise=show_noise)
+    filters = DifferenceFilterForm(request.GET, upstream=upstream)
+    if not filters.is_valid():
+        context = {"upstream": upstream, "filters": filters}
+        return render(request, "migrations_audit/differences.html", context, status=400)
+    selection = filters.selection()
+    signatures = diff_selectors.signatures_for_upstream(upstream=upstream, **selection)
     page = Paginator(signatures, 50).get_page(request.GET.get("page"))
     clients = (
         DifferenceSignature.clients.through.objects.filter(
@@ -164,10 +172,23 @@ def differences(request, slug):
     affected = {row["differencesignature_id"]: row["n"] for row in clients}
     for signature in page.object_list:
         signature.clients_affected = affected.get(signature.pk, 0)
+    filtered = any(value for key, value in selection.items() if key != "include_noise")
     noise_hidden = (
-        0 if show_noise else upstream.signatures.filter(classification="noise", exchanges__gt=0).count()
+        0
+        if selection["include_noise"] or selection["classification"] or filtered
+        else upstream.signatures.filter(classification="noise", exchanges__gt=0).count()
     )
-    context = {"upstream": upstream, "page": page, "show_noise": show_noise, "noise_hidden": noise_hidden}
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "upstream": upstream,
+        "page": page,
+        "filters": filters,
+        "filtered": filtered,
+        "show_noise": selection["include_noise"],
+        "noise_hidden": noise_hidden,
+        "query": query.urlencode(),
+    }
     return render(request, "migrations_audit/differences.html", context)
 
 
@@ -202,14 +223,18 @@ def settings_page(request):
 
 
 @login_not_required
+def favicon(request):
+    # Browsers ask for /favicon.ico on pages that do not name an icon (raw JSON, the admin).
+    return redirect(static("favicon.svg"), permanent=True)
+
+
+@login_not_required
 def health(request):
     return HttpResponse("ok", content_type="text/plain")
 
 
 def upstream_edit(request, slug=None):
-    editable_teams = selectors.teams_for_user(user=request.user).filter(
-        memberships__user=request.user, memberships__role__in=["member", "admin"]
-    )
+    editable_teams = selectors.teams_editable_by_user(user=request.user)
     upstream = selectors.upstream_for_user(user=request.user, slug=slug) if slug else None
     if upstream is not None and not editable_teams.filter(pk=upstream.team_id).exists():
         raise PermissionDenied("Viewers cannot change an upstream.")

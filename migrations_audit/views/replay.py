@@ -8,7 +8,6 @@ from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
@@ -18,7 +17,7 @@ from migrations_audit.replay import selectors as replay_selectors
 from migrations_audit.replay import services
 from migrations_audit.replay.services import ReplayError, selection_parse
 
-from .api import api_auth, api_error
+from .api import api_auth, api_error, api_upstream_for_write
 
 
 def _editable_upstream(request, slug) -> Upstream:
@@ -77,6 +76,7 @@ def run_detail(request, slug, run_id):
         "run": run,
         "progress": replay_selectors.run_progress(run=run),
         "summary": replay_selectors.run_differences_summary(run=run),
+        "waiting": replay_selectors.run_waiting(run=run),
         "can_edit": selectors.user_can_edit(user=request.user, team=upstream.team),
     }
     if request.htmx:
@@ -121,7 +121,6 @@ def _run_json(request, run: ReplayRun) -> dict:
 
 
 @login_not_required
-@csrf_exempt
 @api_auth
 def api_runs(request):
     if request.method != "POST":
@@ -134,11 +133,7 @@ def api_runs(request):
         return api_error(400, "The body must be JSON.")
     if not isinstance(data, dict):
         return api_error(400, "The body must be a JSON object.")
-    upstream = Upstream.objects.filter(
-        slug=str(data.get("upstream", "")), team_id__in=request.api_teams
-    ).first()
-    if upstream is None:
-        return api_error(404, f"No upstream {data.get('upstream')!r} for this caller.")
+    upstream = api_upstream_for_write(request, str(data.get("upstream", "")))
     versions = data.get("versions")
     if not isinstance(versions, list) or not all(isinstance(v, str) for v in versions):
         return api_error(400, "versions must be a list of version names.")

@@ -41,7 +41,7 @@ def reports(request):
 def report_edit(request, definition_id=None):
     definition = get_object_or_404(_definitions(request.user), pk=definition_id) if definition_id else None
     upstreams = selectors.upstreams_for_user(user=request.user).filter(
-        team__memberships__user=request.user, team__memberships__role__in=["member", "admin"]
+        team__in=selectors.teams_editable_by_user(user=request.user)
     )
     if definition is not None and not _editable(request.user, definition):
         raise PermissionDenied("Viewers cannot change reports.")

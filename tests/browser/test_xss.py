@@ -14,6 +14,7 @@ from migrations_audit.reports import services as report_services
 pytestmark = pytest.mark.browser
 
 PAYLOAD = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
+SHOWN = "<script>window.__xss = 1</script>"  # the payload's part that reads the same once in a JSON string
 
 
 def test_no_recorded_script_runs(page, screenshot, live_server, alice, upstream_a):
@@ -55,24 +56,32 @@ def test_no_recorded_script_runs(page, screenshot, live_server, alice, upstream_
     page.fill("#id_username", "alice")
     page.fill("#id_password", "alice-password")
     page.click("main button[type=submit]")
-    paths = [
-        f"/u/{upstream_a.slug}/",
-        f"/u/{upstream_a.slug}/traffic/",
-        f"/u/{upstream_a.slug}/traffic/{exchange.pk}/",
-        f"/u/{upstream_a.slug}/clients/",
-        f"/u/{upstream_a.slug}/clients/{exchange.client_id}/",
-        "/reports/",
-        f"/reports/{definition.pk}/",
-        f"/reports/snapshots/{snapshot.pk}/",
+    page.wait_for_url(lambda url: "/accounts/login/" not in url)
+    # Each page as it should be (its status and heading), with the payload shown as text: an error
+    # page, or one that left the payload out, would run no script either and prove nothing.
+    pages = [
+        (f"/u/{upstream_a.slug}/", "Anthropic"),
+        (f"/u/{upstream_a.slug}/traffic/", "Traffic"),
+        (f"/u/{upstream_a.slug}/traffic/{exchange.pk}/", "POST /v1/messages"),
+        (f"/u/{upstream_a.slug}/clients/", "Clients"),
+        (f"/u/{upstream_a.slug}/clients/{exchange.client_id}/", SHOWN),
+        ("/reports/", "Compatibility reports"),
+        (f"/reports/{definition.pk}/", SHOWN),
+        (f"/reports/snapshots/{snapshot.pk}/", SHOWN),
     ]
-    for index, path in enumerate(paths):
-        page.goto(live_server.url + path)
+    for index, (path, heading) in enumerate(pages):
+        response = page.goto(live_server.url + path)
+        assert response.status == 200, f"{path} answered {response.status}"
+        assert heading in page.locator("h1").first.inner_text(), path
+        assert SHOWN in page.locator("main").inner_text(), f"the payload is not shown on {path}"
         assert page.evaluate("window.__xss") is None, f"script ran on {path}"
         if index in (2, 3):
             screenshot(f"page-{index}")
     # The HTML file made for email, opened as a page.
-    email_html = page.request.get(f"{live_server.url}/reports/snapshots/{snapshot.pk}.html").text()
-    page.set_content(email_html)
+    email = page.request.get(f"{live_server.url}/reports/snapshots/{snapshot.pk}.html")
+    assert email.status == 200
+    page.set_content(email.text())
+    assert SHOWN in page.locator("body").inner_text()
     assert page.evaluate("window.__xss") is None
     screenshot("email-report")
     assert dialogs == []

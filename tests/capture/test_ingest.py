@@ -117,6 +117,15 @@ def test_tokens_are_created_once_and_viewers_cannot(client, alice, bob, team_a):
     assert client.post(f"/settings/teams/{team_a.slug}/tokens/", {"name": "x"}).status_code == 403
 
 
+def test_a_new_token_comes_with_a_command_to_copy_for_each_upstream(client, alice, upstream_a):
+    client.force_login(alice)
+    response = client.post(f"/settings/teams/{upstream_a.team.slug}/tokens/", {"name": "exporter"})
+    page = response.content.decode()
+    assert f"/api/v1/upstreams/{upstream_a.slug}/exchanges" in page
+    assert f"Authorization: Bearer {response.context['token']}" in page
+    assert "&lt;slug&gt;" not in page
+
+
 def test_garbage_collection_is_paused_only_while_a_batch_is_stored(upstream_a):
     import gc
 

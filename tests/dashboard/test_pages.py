@@ -92,7 +92,7 @@ def test_filters_narrow_the_traffic(client, alice, traffic):
         len(client.get(f"/u/{traffic.slug}/traffic/", {"endpoint": "POST /v1/complete"}).context["rows"]) == 3
     )
     bad = client.get(f"/u/{traffic.slug}/traffic/", {"status": "teapot", "since": "someday"})
-    assert bad.status_code == 200
+    assert bad.status_code == 400
     assert len(bad.context["filters"].errors) == 2
     assert "Status must be a code" in bad.content.decode()
 
@@ -268,6 +268,95 @@ def test_differences_list_their_clients_and_examples_work_as_partial_and_page(cl
     assert "<html" in full and f"#{exchange.pk}" in full
 
 
+def _signature(
+    upstream, name, *, classification="breaking", version_from="2023-06-01", client=None, run=None
+):
+    from migrations_audit.models import Client, Difference, DifferenceSignature
+
+    exchange = Exchange.objects.filter(upstream=upstream).first()
+    signature = DifferenceSignature.objects.create(
+        upstream=upstream,
+        signature=name * 64,
+        version_from=version_from,
+        version_to="2026-10-21",
+        endpoint="POST /v1/messages",
+        kind="value_changed",
+        path=f"/{name}",
+        classification=classification,
+        count=1,
+        exchanges=1,
+        example=exchange,
+    )
+    if client:
+        signature.clients.add(Client.objects.get(upstream=upstream, identity=client))
+    Difference.objects.create(
+        upstream=upstream,
+        exchange=exchange,
+        run=run,
+        version_from=version_from,
+        version_to="2026-10-21",
+        kind="value_changed",
+        path=f"/{name}",
+        before=None,
+        after={"status": 400, "flag": False},
+        classification=classification,
+        signature=name * 64,
+    )
+    return signature
+
+
+def test_differences_filter_by_run_version_pair_client_and_class(client, alice, traffic):
+    from migrations_audit.models import Client, ReplayRun
+
+    run = ReplayRun.objects.create(upstream=traffic, versions=["2026-10-21"])
+    _signature(traffic, "a", client="billing", run=run)
+    _signature(traffic, "b", client="search", version_from="2023-01-01")
+    _signature(traffic, "c", classification="additive", client="billing")
+    _signature(traffic, "d", classification="noise")
+    client.force_login(alice)
+    url = f"/u/{traffic.slug}/differences/"
+
+    def paths(**query):
+        response = client.get(url, query)
+        assert response.status_code == 200
+        return sorted(s.path for s in response.context["page"].object_list)
+
+    assert paths() == ["/a", "/b", "/c"]
+    assert paths(run=run.pk) == ["/a"]
+    assert paths(pair="2023-01-01..2026-10-21") == ["/b"]
+    assert paths(client=Client.objects.get(identity="billing").pk) == ["/a", "/c"]
+    assert paths(classification="additive") == ["/c"]
+    assert paths(noise="on") == ["/a", "/b", "/c", "/d"]
+    # The run page's "differences so far" opens that run's differences.
+    run_page = client.get(f"/u/{traffic.slug}/runs/{run.pk}/").content.decode()
+    assert f"{url}?run={run.pk}" in run_page
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"run": "abc"},
+        {"run": "99999999999999999999"},
+        {"client": "-1"},
+        {"pair": "x..y"},
+        {"classification": "z"},
+    ],
+)
+def test_differences_refuse_filters_that_name_nothing(client, alice, traffic, query):
+    client.force_login(alice)
+    response = client.get(f"/u/{traffic.slug}/differences/", query)
+    assert response.status_code == 400
+    assert 'role="alert"' in response.content.decode()
+
+
+def test_difference_values_are_shown_as_json_not_python(client, alice, traffic):
+    signature = _signature(traffic, "a", client="billing")
+    client.force_login(alice)
+    page = client.get(f"/u/{traffic.slug}/differences/{signature.pk}/").content.decode()
+    assert "null" in page and "false" in page
+    assert "None" not in page and "False" not in page
+
+
 def test_har_import_progress_is_a_partial_for_htmx_and_a_page_without(client, alice, upstream_a):
     from migrations_audit.models import HarImport
 
@@ -286,3 +375,37 @@ def test_har_import_progress_is_a_partial_for_htmx_and_a_page_without(client, al
     assert "<html" in client.get(url).content.decode()
     HarImport.objects.filter(pk=job.pk).update(state="done")
     assert client.get(url, headers={"HX-Request": "true"}).status_code == 286, "polling stops when done"
+
+
+def test_the_favicon_is_served_to_anyone(client):
+    icon = client.get("/favicon.ico", follow=True)
+    assert icon.status_code == 200
+    body = b"".join(icon.streaming_content) if icon.streaming else icon.content
+    assert b"<svg" in body
+
+
+def test_a_compressed_answer_is_shown_decoded_and_stored_as_sent(client, alice, upstream_a):
+    import gzip
+
+    answer = b'{"type": "message", "content": [{"type": "text", "text": "readable words"}]}'
+    exchanges_record(
+        upstream=upstream_a,
+        source="proxy",
+        captured=[
+            CapturedExchange(
+                method="POST",
+                path="/v1/messages",
+                request_headers={"anthropic-version": "2023-06-01"},
+                request_body=b"{}",
+                started_at=START,
+                status=200,
+                response_headers={"content-type": "application/json", "content-encoding": "gzip"},
+                response_body=gzip.compress(answer),
+            )
+        ],
+    )
+    exchange = Exchange.objects.get()
+    assert bytes(exchange.response_body) == gzip.compress(answer)
+    client.force_login(alice)
+    page = client.get(f"/u/{upstream_a.slug}/traffic/{exchange.pk}/").content.decode()
+    assert "readable words" in page and "Sent gzip-compressed; shown decoded" in page

@@ -131,3 +131,38 @@ def test_the_legacy_migration_non_streaming():
         ("field_added", "/type", ADDITIVE),
         ("field_added", "/id", ADDITIVE),
     ]
+
+
+def test_serving_infrastructure_headers_are_noise_for_a_new_upstream(upstream_a):
+    # A recording made through a CDN has no `Server` header; a replay served by uvicorn has one.
+    noise = NoiseModel.for_upstream(volatile_headers=upstream_a.volatile_headers)
+    recorded = snap(**{"cf-ray": "8a1", "via": "1.1 google"})
+    replayed = snap(**{"server": "uvicorn", "x-envoy-upstream-service-time": "12"})
+    assert compare_responses(recorded, replayed, noise=noise) == []
+    # A team that cares about one of them removes it from its upstream's list.
+    mine = NoiseModel.for_upstream(volatile_headers=[h for h in upstream_a.volatile_headers if h != "server"])
+    assert summary(compare_responses(recorded, replayed, noise=mine)) == [
+        ("header_added", "header:server", ADDITIVE)
+    ]
+
+
+def test_generated_text_ids_and_token_counts_are_noise_only_against_a_recording():
+    recorded = message_response(text="Hello there")
+    body = json.loads(message_response(text="Another answer entirely").body)
+    body["usage"]["output_tokens"] = 12
+    replayed = snap(body=body, **{"content-type": "application/json"})
+    between_replays = summary(compare_responses(recorded, replayed))
+    assert ("value_changed", "/content/0/text", BREAKING) in between_replays
+
+    against_recording = NoiseModel(against_recording=True)
+    changes = summary(compare_responses(recorded, replayed, noise=against_recording))
+    assert {classification for _, _, classification in changes} == {NOISE}
+    assert {path for _, path, _ in changes} >= {"/content/0/text", "/usage/output_tokens"}
+
+
+def test_a_change_of_type_or_shape_is_never_noise_against_a_recording():
+    against_recording = NoiseModel(against_recording=True)
+    recorded = snap(body={"usage": {"output_tokens": 7}, "content": [{"type": "text", "text": "a"}]})
+    replayed = snap(body={"usage": {"output_tokens": "7"}, "content": [{"type": "text", "text": ["a"]}]})
+    changes = summary(compare_responses(recorded, replayed, noise=against_recording))
+    assert changes and all(classification != NOISE for _, _, classification in changes)

@@ -387,6 +387,25 @@ def test_captured_response_is_compared_with_a_replay_of_another_version(upstream
     assert exchange.comparisons.get().source == "capture"
 
 
+def test_a_recording_and_a_replay_differ_in_generated_content_and_infrastructure_only_as_noise(upstream):
+    # Recorded through a CDN months ago; replayed today against a local server.
+    recorded_answer = message_response(text="Hello there")
+    recorded_answer.headers.update({"cf-ray": "8a1b2c", "via": "1.1 google"})
+    exchange = record(
+        upstream,
+        version="2023-06-01",
+        endpoint="POST /v1/messages",
+        request=MESSAGES,
+        response=recorded_answer,
+    )
+    answer = message_response(message_id="msg_01OtherIdentifier", text="Something else was generated")
+    answer.headers["server"] = "uvicorn"
+    run = ReplayRun.objects.create(upstream=upstream, versions=["2026-10-21"])
+    replayed(run, exchange, "2026-10-21", answer)
+    exchanges_diff_record(run_id=run.pk, exchange_ids=[exchange.pk])
+    assert not not_noise(exchange).exists()
+
+
 def test_an_unexplained_breaking_difference_sorts_first(upstream):
     exchange = record(
         upstream,

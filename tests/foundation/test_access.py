@@ -7,7 +7,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from migrations_audit.models import Exchange
 
 # URL names that must answer without a session: they have their own authentication or none.
-PUBLIC = {"login", "migrations_audit:health"}
+PUBLIC = {"login", "migrations_audit:health", "migrations_audit:favicon"}
 PUBLIC_PREFIXES = ("api", "proxy")
 
 

@@ -225,6 +225,7 @@ print(json.dumps({{"ok": True}}))
     deadline = time.monotonic() + 60
     while ReplayRun.objects.get(pk=run.pk).is_active and time.monotonic() < deadline:
         time.sleep(0.3)
+    assert not ReplayRun.objects.get(pk=run.pk).is_active, "the run never finished: nothing was scanned"
     definition = report_services.definition_save(
         definition=ReportDefinition(
             team=upstream.team,

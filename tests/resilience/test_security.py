@@ -1,11 +1,14 @@
 """Access control on every URL, CSRF on every form, no open proxy, and production settings."""
 
+import json
 import os
 import subprocess
 import sys
 from datetime import UTC, date, datetime
 
 import pytest
+from django.apps import apps
+from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
@@ -109,6 +112,44 @@ def team_urls(objects):
         yield name, reverse(name, kwargs={key: objects[key] for key in keys})
 
 
+def database_state() -> dict:
+    """Every row of the product's tables and of the users, to show that a request changed nothing."""
+    models = [*apps.get_app_config("migrations_audit").get_models(), get_user_model()]
+    return {model._meta.label: list(model.objects.order_by("pk").values()) for model in models}
+
+
+def csrf_client(user) -> Client:
+    """A browser signed in as `user` that enforces CSRF and sends a valid token with every request, so
+    a refusal comes from the view's checks and never from a missing token."""
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(user)
+    browser.get(reverse("migrations_audit:settings"))  # sets the CSRF cookie
+    browser.defaults["HTTP_X_CSRFTOKEN"] = browser.cookies["csrftoken"].value
+    return browser
+
+
+def post_every_url(browser, objects) -> dict[str, int]:
+    """POST every URL that names objects of team A, and the run API with a run of team A's upstream:
+    the status of each, by URL name."""
+    statuses = {
+        name: browser.post(url, {"name": "x", "team": "1", "versions": ["2023-06-01"]}).status_code
+        for name, url in team_urls(objects)
+    }
+    statuses["migrations_audit:api_runs"] = browser.post(
+        reverse("migrations_audit:api_runs"),
+        json.dumps({"upstream": objects["slug"], "versions": ["2023-06-01", "2026-10-21"]}),
+        content_type="application/json",
+    ).status_code
+    return statuses
+
+
+def post_only(objects, user) -> set[str]:
+    """The URL names that take only a POST (a GET is 405): the views that change something."""
+    browser = Client()
+    browser.force_login(user)
+    return {name for name, url in team_urls(objects) if browser.get(url).status_code == 405}
+
+
 def test_every_object_url_is_404_for_another_team_and_allowed_for_its_own(objects, alice, charlie):
     checked = 0
     own, other = Client(), Client()
@@ -116,14 +157,35 @@ def test_every_object_url_is_404_for_another_team_and_allowed_for_its_own(object
     other.force_login(charlie)
     for name, url in team_urls(objects):
         outsider = other.get(url)
-        # A POST-only view answers 405 to a GET before it looks anything up: that tells nothing either.
+        # A POST-only view answers 405 to a GET before it looks anything up: the POST walk below checks it.
         assert outsider.status_code in (404, 405), f"{name}: charlie got {outsider.status_code} for {url}"
-        if outsider.status_code == 404:
-            assert other.post(url).status_code in (404, 405), f"{name}: charlie could POST {url}"
         insider = own.get(url)
         assert insider.status_code in (200, 302, 405), f"{name}: alice got {insider.status_code} for {url}"
         checked += 1
     assert checked >= 20
+
+
+def test_another_team_changes_nothing_by_posting_every_url(objects, alice, charlie):
+    """charlie POSTs every URL of team A's objects with a valid CSRF token: each is 404 (or 405 where
+    the view takes no POST), the POST-only views (run cancel and resume, token create and revoke,
+    report run...) all 404, and not one row changed."""
+    writes = post_only(objects, alice)
+    assert {
+        "migrations_audit:run_cancel",
+        "migrations_audit:run_resume",
+        "migrations_audit:token_create",
+        "migrations_audit:token_revoke",
+        "migrations_audit:report_run",
+        "migrations_audit:client_claim",
+        "migrations_audit:migration_close",
+    } <= writes
+    browser = csrf_client(charlie)
+    before = database_state()
+    statuses = post_every_url(browser, objects)
+    for name, status in statuses.items():
+        assert status in (404, 405), f"{name}: charlie's POST got {status}"
+        assert status == 404 or name not in writes, f"{name}: charlie's POST got {status}"
+    assert database_state() == before
 
 
 def test_every_api_endpoint_wants_credentials(objects, client):

@@ -8,7 +8,7 @@ from django.utils import timezone
 from migrations_audit.diff.services import signature_of
 from migrations_audit.models import ChangelogRule, Difference, DifferenceSignature, Status, StatusChange
 from migrations_audit.tracking import selectors, services
-from migrations_audit.tracking.sdk import sdk_parse
+from migrations_audit.tracking.sdk import Sdk, sdk_move, sdk_parse
 
 from .factories import sdk_traffic
 
@@ -173,12 +173,20 @@ def test_each_status_and_impact_is_derived_from_traffic(upstream_a, fleet):
     assert impact["done"] == {}
 
 
+def test_sdk_moves_are_ordered_by_release_not_text():
+    assert sdk_move(Sdk("Python", "2.15.0"), Sdk("Python", "1.17.0")) == "downgrade"
+    assert sdk_move(Sdk("Python", "0.9.0"), Sdk("Python", "0.125.0")) == "upgrade"
+    assert sdk_move(Sdk("Python", "1.17.0"), Sdk("Python", "2.0.0rc1")) == "upgrade"
+    assert sdk_move(Sdk("Python", "1.17.0"), Sdk("JS", "2.0.0")) == "change"
+
+
 def test_accidental_migration_is_flagged_with_error_rates(upstream_a, fleet):
     migration = migration_for(upstream_a)
     services.migration_refresh(migration=migration)
     accidental = states_by_client(migration)[fleet["mixed"].pk].evidence["accidental"]
     assert accidental["sdk_before"] == "Python 1.17.0"
     assert accidental["sdk_after"] == "Python 2.13.0"
+    assert accidental["sdk_move"] == "upgrade"
     assert (accidental["version_before"], accidental["version_after"]) == ("2023-06-01", TARGET)
     assert (accidental["key_header_before"], accidental["key_header_after"]) == ("x-api-key", "authorization")
     assert accidental["error_rate_before"] == 0.0
