@@ -13,15 +13,21 @@ before anything is written (`mask_message` for headers, body and stream events, 
 """
 
 import functools
+import gzip
 import hashlib
 import hmac
 import json
 import logging
 import re
+import zlib
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
+import brotli
+import zstandard
 from django.conf import settings
+
+from migrations_audit.content_encoding import body_decode, content_encoding
 
 MASK = "[masked]"
 _MASK_BYTES = MASK.encode()
@@ -162,9 +168,35 @@ def mask_message(*, headers: dict[str, str], body: bytes, events: list[dict] | N
     masked_headers = mask_headers(headers)
     return MaskedMessage(
         headers=masked_headers,
-        body=mask_body(body, content_type=masked_headers.get("content-type", "")),
+        body=_mask_encoded_body(body, masked_headers),
         events=mask_events(events),
     )
+
+
+def _mask_encoded_body(body: bytes, headers: dict[str, str]) -> bytes:
+    """mask_body of what a compressed body says (pages and the diff show it decoded), compressed
+    again the same way when a secret was masked; kept byte for byte otherwise."""
+    content_type = headers.get("content-type", "")
+    if not body or not content_encoding(headers):
+        return mask_body(body, content_type=content_type)
+    decoded = body_decode(body, headers)
+    if decoded.error or decoded.truncated or not decoded.encoding:
+        return mask_body(body, content_type=content_type)  # unreadable: scanned as it came
+    masked = mask_body(decoded.body, content_type=content_type)
+    if masked is decoded.body:
+        return body
+    for coding in decoded.encoding.split(", "):
+        masked = _ENCODERS[coding](masked)
+    return masked
+
+
+_ENCODERS = {
+    "gzip": gzip.compress,
+    "x-gzip": gzip.compress,
+    "deflate": zlib.compress,
+    "br": brotli.compress,
+    "zstd": lambda data: zstandard.ZstdCompressor().compress(data),
+}
 
 
 def mask_headers(headers: dict[str, str]) -> dict[str, str]:

@@ -1,12 +1,17 @@
 """What masking keeps out of storage, case by case: query strings, bodies that parse and bodies that do
 not, duplicated JSON keys, key headers, key-shaped strings anywhere; and what a replay sends again."""
 
+import gzip
 import json
+import zlib
 from datetime import UTC, datetime
 
+import brotli
 import pytest
+import zstandard
 
 from migrations_audit.capture.recording import CapturedExchange, client_identity, exchange_build
+from migrations_audit.content_encoding import body_decode
 from migrations_audit.models import Exchange
 from migrations_audit.replay.services import replay_request
 from migrations_audit.secrets import MASK, key_fingerprint, mask_body, mask_headers
@@ -173,6 +178,25 @@ def test_streamed_answers_are_masked_in_their_body_and_events(upstream_a):
     )
     assert exchange.streamed and exchange.response_events
     assert "SECRET" not in as_text(exchange)
+
+
+@pytest.mark.parametrize("coding", ["gzip", "br", "zstd", "deflate"])
+def test_a_compressed_answer_is_masked_in_what_it_says(upstream_a, coding):
+    """Pages and the diff show a compressed body decoded: its key is masked, and it stays compressed."""
+    compress = {
+        "gzip": gzip.compress,
+        "br": brotli.compress,
+        "zstd": zstandard.ZstdCompressor().compress,
+        "deflate": zlib.compress,
+    }[coding]
+    headers = {"content-type": "application/json", "content-encoding": coding}
+    echoed = json.dumps({"content": [{"type": "text", "text": f"you sent {ANTHROPIC}"}]}).encode()
+    exchange = stored(upstream_a, response_headers=headers, response_body=compress(echoed))
+    decoded = body_decode(bytes(exchange.response_body), exchange.response_headers)
+    assert decoded.encoding == coding and not decoded.error
+    assert b"SECRET" not in decoded.body and f"you sent {MASK}".encode() in decoded.body
+    plain = compress(b'{"content": []}')
+    assert bytes(stored(upstream_a, response_headers=headers, response_body=plain).response_body) == plain
 
 
 @pytest.mark.parametrize(
