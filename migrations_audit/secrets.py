@@ -339,6 +339,13 @@ def _mask_json(body: bytes) -> bytes:
         return _mask_json_text(body)
 
 
+def mask_json_fields(value):
+    """A copy of a decoded JSON value with its secret fields (and key-shaped strings) masked."""
+    copy = json.loads(_JSON_TEXT.encode(value))
+    _mask_fields(copy)
+    return copy
+
+
 def _mask_fields(document) -> bool:
     """Mask, in place, the secret fields of a decoded JSON document at any depth (iteratively: a
     document nested deeper than the stack is no harder than a flat one). Whether anything changed.
@@ -354,6 +361,8 @@ def _mask_fields(document) -> bool:
     stack = [document]
     while stack:
         node = stack.pop()
+        if not isinstance(node, dict | list):
+            continue  # a document that is a lone string or number: no field to mask
         items = node.items() if isinstance(node, dict) else enumerate(node)
         for name, value in items:
             if isinstance(value, dict | list):
