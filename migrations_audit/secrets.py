@@ -209,11 +209,7 @@ def mask_headers(headers: dict[str, str]) -> dict[str, str]:
         if lowered in KEY_HEADERS:
             key = api_key_from_headers({lowered: value})
             masked[lowered] = key_fingerprint(key) if key else MASK
-        elif (
-            lowered in secret_headers
-            or lowered.replace("-", "_") in secret_names
-            or lowered.endswith(_SECRET_HEADER_SUFFIXES)
-        ):
+        elif _is_secret_header(lowered, secret_headers, secret_names):
             masked[lowered] = MASK
         else:
             masked[lowered] = value
@@ -227,10 +223,15 @@ def mask_headers(headers: dict[str, str]) -> dict[str, str]:
 def is_secret_header(name: str) -> bool:
     """Whether a header (lower-cased name) carries a secret: a key header, a configured secret
     header, a secret field's name, or a name ending as tokens and keys do (`x-amz-security-token`)."""
+    return name in KEY_HEADERS or _is_secret_header(
+        name, _lowered(tuple(settings.MIGRATION_AUDIT_SECRET_HEADERS)), _names()
+    )
+
+
+def _is_secret_header(name: str, secret_headers: frozenset[str], secret_names: frozenset[str]) -> bool:
     return (
-        name in KEY_HEADERS
-        or name in _lowered(tuple(settings.MIGRATION_AUDIT_SECRET_HEADERS))
-        or name.replace("-", "_") in _names()
+        name in secret_headers
+        or name.replace("-", "_") in secret_names
         or name.endswith(_SECRET_HEADER_SUFFIXES)
     )
 
