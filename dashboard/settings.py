@@ -233,14 +233,46 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Migration Audit <audit@local
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
 
 # Product settings.
-# Headers and JSON fields masked before anything is stored, besides x-api-key and Authorization,
-# which are replaced by a keyed fingerprint.
+# Headers masked before anything is stored, besides the key headers (x-api-key, Authorization,
+# anthropic-api-key, x-goog-api-key, api-key), which are replaced by a keyed fingerprint, and any
+# header named as a secret field or ending in -token, -secret, -password or -api-key.
 MIGRATION_AUDIT_SECRET_HEADERS = env_list(
     "MIGRATION_AUDIT_SECRET_HEADERS",
-    ["x-api-key", "authorization", "proxy-authorization", "cookie", "set-cookie", "x-auth-token", "api-key"],
+    [
+        "x-api-key",
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-auth-token",
+        "api-key",
+        "anthropic-api-key",
+        "x-goog-api-key",
+        "ocp-apim-subscription-key",
+    ],
 )
+# JSON fields, query parameters and form fields masked by name (without case; "-" and "_" alike).
 MIGRATION_AUDIT_SECRET_FIELDS = env_list(
-    "MIGRATION_AUDIT_SECRET_FIELDS", ["api_key", "apikey", "password", "secret", "access_token", "token"]
+    "MIGRATION_AUDIT_SECRET_FIELDS",
+    [
+        "key",
+        "api_key",
+        "apikey",
+        "x_api_key",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "auth_token",
+        "session_token",
+        "token",
+        "secret",
+        "client_secret",
+        "secret_key",
+        "private_key",
+        "access_key",
+        "password",
+        "passwd",
+    ],
 )
 # Keys of their own, each with rotation, so that rotating SECRET_KEY neither makes stored replay
 # credentials unreadable nor re-identifies every client. Each list: the current key first, then

@@ -13,8 +13,9 @@ from migrations_audit.secrets import (
     api_key_from_headers,
     key_fingerprint,
     key_fingerprints_previous,
-    mask_body,
-    mask_headers,
+    mask_message,
+    mask_query,
+    mask_text,
 )
 from migrations_audit.sse import parse_sse, stream_malformation
 from migrations_audit.tracking.sdk import sdk_describe
@@ -95,46 +96,43 @@ def exchange_build(
     *, upstream: Upstream, captured: CapturedExchange, source: str
 ) -> tuple[Exchange, ClientIdentity]:
     """An unsaved Exchange (client to be resolved by the caller) with every secret masked."""
-    request_headers = {
-        name: value
-        for name, value in mask_headers(captured.request_headers).items()
-        if name not in HOP_BY_HOP
-    }
+    request = mask_message(headers=captured.request_headers, body=captured.request_body)
+    request_headers = {name: value for name, value in request.headers.items() if name not in HOP_BY_HOP}
     identity = client_identity(captured.request_headers)
     request_headers.pop(CLIENT_HEADER, None)
-    response_headers = {
-        name: value
-        for name, value in mask_headers(captured.response_headers).items()
-        if name not in HOP_BY_HOP
-    }
-    version = request_headers.get(upstream.version_header, "")[:50]
-    path = captured.path[:500]
-    request_body = mask_body(captured.request_body)
-    streamed = captured.streamed or is_event_stream(response_headers)
+    streamed = captured.streamed or is_event_stream(
+        {name.lower(): value for name, value in captured.response_headers.items()}
+    )
     events = captured.response_events
     if streamed and events is None:
         events = [event.as_dict() for event in parse_sse(captured.response_body)]
+    response = mask_message(headers=captured.response_headers, body=captured.response_body, events=events)
+    response_headers = {name: value for name, value in response.headers.items() if name not in HOP_BY_HOP}
+    events = response.events
+    version = request_headers.get(upstream.version_header, "")[:50]
+    path = mask_text(captured.path)[:500]
+    request_body = request.body
     exchange = _exchange_new(
         upstream=upstream,
         source=source,
         started_at=captured.started_at,
         method=captured.method.upper()[:10],
         path=path,
-        query=captured.query[:2000],
+        query=mask_query(captured.query)[:2000],
         endpoint=f"{captured.method.upper()} {path}"[:520],
         api_version=version,
         user_agent=request_headers.get("user-agent", "")[:300],
-        sdk=sdk_describe(headers=captured.request_headers)[:100],
+        sdk=sdk_describe(headers=request.headers)[:100],
         request_headers=request_headers,
         request_body=request_body,
         status=captured.status,
         response_headers=response_headers,
-        response_body=captured.response_body if streamed else mask_body(captured.response_body),
+        response_body=response.body,
         streamed=streamed,
         response_events=events or [],
         duration_ms=captured.duration_ms,
         first_byte_ms=captured.first_byte_ms,
-        error=(captured.error or (stream_malformation(events or []) if streamed else ""))[:500],
+        error=mask_text(captured.error or (stream_malformation(events or []) if streamed else ""))[:500],
         content_hash=content_hash(method=captured.method, path=path, body=request_body, version=version),
     )
     return exchange, identity

@@ -33,7 +33,15 @@ from migrations_audit.models import (
     ReplayRun,
     Upstream,
 )
-from migrations_audit.secrets import MASK
+from migrations_audit.secrets import (
+    MASK,
+    holds_a_key,
+    is_secret_header,
+    mask_body,
+    mask_message,
+    mask_text,
+    query_for_replay,
+)
 
 from . import ratelimit
 from .sender import Outcome, ReplayRequest, Sender
@@ -465,21 +473,27 @@ _sender = Sender()
 
 def replay_request(*, exchange: Exchange, upstream: Upstream, version: str) -> tuple[str, dict, bytes]:
     """The recorded request with only the version changed, the replay credential as its key, and
-    max_tokens clamped. Recorded keys (stored as fingerprints) and masked values are never sent."""
+    max_tokens clamped. Recorded keys (stored as fingerprints), secret headers, masked values and
+    secret query parameters are never sent: the only credential is the upstream's."""
     key = core_services.upstream_replay_key(upstream=upstream) or ""
     return _request_for(exchange, upstream, version, key)
 
 
 def _request_for(exchange: Exchange, upstream: Upstream, version: str, key: str) -> tuple[str, dict, bytes]:
+    # Masked again as it is sent, so that a row stored before a masking rule existed (a key in a
+    # query string or a header now known as secret) does not send its key.
     headers = {
         name: value
         for name, value in exchange.request_headers.items()
-        if name not in HOP_BY_HOP and name not in ("x-api-key", "authorization") and value != MASK
+        if name not in HOP_BY_HOP
+        and not is_secret_header(name)
+        and MASK not in value
+        and not holds_a_key(value)
     }
     headers[upstream.version_header] = version
     header = upstream.replay_key_header.lower()
     headers[header] = f"Bearer {key}" if header == "authorization" else key
-    body = bytes(exchange.request_body or b"")
+    body = mask_body(bytes(exchange.request_body or b""), content_type=headers.get("content-type", ""))
     if upstream.max_tokens_clamp and body:
         try:
             document = json.loads(body)
@@ -490,14 +504,17 @@ def _request_for(exchange: Exchange, upstream: Upstream, version: str, key: str)
                 if isinstance(document.get(field), int) and document[field] > upstream.max_tokens_clamp:
                     document[field] = upstream.max_tokens_clamp
                     body = json.dumps(document).encode()
-    url = upstream.base_url.rstrip("/") + exchange.path + (f"?{exchange.query}" if exchange.query else "")
+    query = query_for_replay(exchange.query)
+    url = upstream.base_url.rstrip("/") + mask_text(exchange.path) + (f"?{query}" if query else "")
     return url, headers, body
 
 
 def _record(run: ReplayRun, results: list[ReplayResult], outcomes: list[Outcome]) -> list[ReplayResult]:
     """Store each attempt; finish the results that have their answer, queue the rest for a retry.
     Returns the finished results known to be stored as they are in memory: saved while this worker
-    still held their lease, so no other worker can have answered them instead."""
+    still held their lease, so no other worker can have answered them instead. What is stored is
+    masked as a recording is (`mask_message`): an upstream's set-cookie, a key in an answer."""
+    errors = [mask_text(outcome.error) for outcome in outcomes]
     # Each claim counts a try under the limiter lock, so (result, number) is new: no conflict.
     rows_insert(
         ReplayAttempt,
@@ -508,9 +525,9 @@ def _record(run: ReplayRun, results: list[ReplayResult], outcomes: list[Outcome]
                 started_at=outcome.started_at,
                 duration_ms=outcome.duration_ms,
                 status=outcome.status,
-                error=outcome.error[:2000],
+                error=error[:2000],
             )
-            for result, outcome in zip(results, outcomes, strict=True)
+            for result, outcome, error in zip(results, outcomes, errors, strict=True)
         ],
     )
     lease_ends = min(result.leased_until for result in results)
@@ -518,7 +535,7 @@ def _record(run: ReplayRun, results: list[ReplayResult], outcomes: list[Outcome]
     retried: list[ReplayResult] = []
     finished: list[ReplayResult] = []
     tokens = 0
-    for result, outcome in zip(results, outcomes, strict=True):
+    for result, outcome, error in zip(results, outcomes, errors, strict=True):
         transient = bool(outcome.error) or (
             outcome.status is not None and (outcome.status in RETRY_LATER or outcome.status >= 500)
         )
@@ -530,16 +547,17 @@ def _record(run: ReplayRun, results: list[ReplayResult], outcomes: list[Outcome]
             result.state = Status.RETRYING
             result.not_before = now + timedelta(seconds=delay)
             result.queued_at = now
-            result.error = outcome.error[:2000]
+            result.error = error[:2000]
             retried.append(result)
             continue
+        answer = mask_message(headers=outcome.headers, body=outcome.body, events=outcome.events)
         result.state = Status.FAILED if transient else Status.DONE
-        result.response_headers = outcome.headers
-        result.response_body = outcome.body
+        result.response_headers = answer.headers
+        result.response_body = answer.body
         result.streamed = outcome.streamed
-        result.response_events = outcome.events or []
+        result.response_events = answer.events or []
         result.duration_ms = outcome.duration_ms
-        result.error = outcome.error[:2000] or (
+        result.error = error[:2000] or (
             f"gave up after {result.tries} tries: HTTP {outcome.status}" if transient else ""
         )
         result.finished_at = now

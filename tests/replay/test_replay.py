@@ -16,8 +16,10 @@ from migrations_audit.capture.recording import CapturedExchange
 from migrations_audit.capture.services import exchanges_record
 from migrations_audit.models import Exchange, ReplayAttempt, ReplayResult, ReplayRun, Upstream
 from migrations_audit.replay.services import ReplayError, replay_request, run_cancel, run_resume, run_start
+from migrations_audit.secrets import MASK
 from tests.conftest import child_env
 from tests.support.servers import PROJECT_ROOT
+from tests.support.upstream import fixed_upstream
 
 pytestmark = pytest.mark.slow
 FAST = {"REPLAY_BACKOFF_MS": 100, "REPLAY_MAX_TRIES": 3, "REPLAY_LEASE_SECONDS": 5}
@@ -156,6 +158,53 @@ def test_replays_send_the_replay_credential_only_the_version_changed_and_max_tok
     assert "authorization" not in headers and "sk-ant-recorded-key" not in json.dumps(headers)
     assert json.loads(body)["max_tokens"] == 8
     assert url.endswith("/v1/messages")
+
+
+def test_replay_results_are_masked_as_recordings_and_no_recorded_key_is_sent(worker, upstream_a):
+    """The answer's set-cookie and a key in its body are stored masked; the recorded query string's
+    key and the recorded key headers are not sent again, only the replay credential."""
+    recorded_key, cookie, echoed = (
+        "sk-ant-api03-QUERYkey0123456789",
+        "COOKIEsecret0123",
+        "sk-ant-ECHOkey0123456789",
+    )
+    answer = json.dumps(
+        {"id": "msg_1", "type": "message", "content": [{"type": "text", "text": f"you sent {echoed}"}]}
+    ).encode()
+    answer_headers = [("content-type", "application/json"), ("set-cookie", f"session={cookie}; HttpOnly")]
+    with fixed_upstream(headers=answer_headers, body=answer) as fake:
+        Upstream.objects.filter(pk=upstream_a.pk).update(base_url=fake.url)
+        upstream_a.refresh_from_db()
+        exchanges_record(
+            upstream=upstream_a,
+            source="ingest",
+            captured=[
+                CapturedExchange(
+                    method="POST",
+                    path="/v1/messages",
+                    query=f"key={recorded_key}&beta=true",
+                    request_headers={
+                        "anthropic-version": "2023-06-01",
+                        "anthropic-api-key": recorded_key,
+                        "x-goog-api-key": recorded_key,
+                    },
+                    request_body=b'{"model": "m", "max_tokens": 5, "messages": []}',
+                    started_at=datetime(2026, 11, 1, tzinfo=UTC),
+                    status=200,
+                )
+            ],
+        )
+        finish(run_start(upstream=upstream_a, versions=["2026-10-21"], selection={}, noise_sample_rate=0))
+    result = ReplayResult.objects.get()
+    assert result.state == "done", result.error
+    assert result.response_headers["set-cookie"] == MASK
+    stored = json.dumps(result.response_headers) + bytes(result.response_body).decode()
+    assert cookie not in stored and echoed not in stored
+    [sent] = fake.received
+    assert sent.target == "/v1/messages?beta=true"
+    assert sent.headers["x-api-key"] == "sk-ant-replay-secret"
+    everything_sent = sent.target + json.dumps(sent.headers) + sent.body.decode()
+    assert recorded_key not in everything_sent and MASK not in everything_sent
 
 
 def test_runs_refuse_bad_requests_clearly(upstream_a):
