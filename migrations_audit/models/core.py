@@ -99,8 +99,10 @@ class Upstream(models.Model):
 
     @property
     def proxy_root_url(self) -> str:
-        """The proxy's own root, for clients that take only a host and port, if it serves this upstream."""
-        return settings.MIGRATION_AUDIT_PROXY_URL if self.slug == settings.MIGRATION_AUDIT_DEFAULT_UPSTREAM else ""
+        """The proxy's root, for clients that take only a host and port, if it serves this upstream."""
+        if self.slug != settings.MIGRATION_AUDIT_DEFAULT_UPSTREAM:
+            return ""
+        return settings.MIGRATION_AUDIT_PROXY_URL
 
 
 class ApiVersion(models.Model):
