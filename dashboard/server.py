@@ -22,6 +22,9 @@ REQUEST_LINE_BYTES = 16 * 1024
 # What the servers themselves answer must not run as a page either (the proxy adds the same headers).
 SECURITY_HEADERS = ((b"content-security-policy", b"sandbox"), (b"x-content-type-options", b"nosniff"))
 REASONS = {408: "Request Timeout", 431: "Request Header Fields Too Large"}
+# Each byte of a body received buys the client this much more time: an upload that keeps coming at
+# 16 KB/s or more is never cut off (a large HAR file over a slow link), one dribbled byte by byte is.
+BODY_SECONDS_PER_BYTE = 1 / (16 * 1024)
 
 
 def error_body(error_type: str, message: str) -> bytes:
@@ -100,8 +103,9 @@ class HttpProtocol(HttpToolsProtocol):
 
 
 def body_deadline(app, *, seconds: float):
-    """`app`, with `seconds` to read each request's body from when its headers arrived: past that the
-    client is answered 408 and disconnected, and the application is told the client went away."""
+    """`app`, with `seconds` to read each request's body from when its headers arrived, plus the time
+    each received byte buys: past that the client is answered 408 and disconnected, and the
+    application is told the client went away."""
 
     async def guarded(scope, receive, send):
         if scope["type"] != "http":
@@ -111,7 +115,7 @@ def body_deadline(app, *, seconds: float):
         body_read = started = timed_out = False
 
         async def timed_receive():
-            nonlocal body_read, timed_out
+            nonlocal body_read, timed_out, deadline
             if body_read:
                 return await receive()
             try:
@@ -123,6 +127,7 @@ def body_deadline(app, *, seconds: float):
                     await _send_timeout(send)
                 return {"type": "http.disconnect"}
             body_read = message["type"] != "http.request" or not message.get("more_body", False)
+            deadline += len(message.get("body", b"")) * BODY_SECONDS_PER_BYTE
             return message
 
         async def guarded_send(message):

@@ -312,3 +312,27 @@ def test_a_slow_client_is_cut_off(listeners, echo, listener):
             assert b"nosniff" in answer, phase
     assert echo.connections == 0, "nothing reached the upstream"
     only_this_recorded(listeners, echo)
+
+
+def test_a_slow_but_steady_upload_is_not_cut_off(listeners, echo):
+    """Each byte received buys time: a body arriving well above 16 KB/s may take longer than the
+    body timeout (a large file over a slow link), where a dribbled one may not."""
+    chunk, chunks = b" " * (16 * 1024), 3 * SLOW_CLIENT_SECONDS * 10  # three times the timeout
+    body = b"{}" + chunk * chunks
+    port = port_of(listeners["proxy"])
+    head = (
+        f"POST /proxy/anthropic/v1/messages HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n{{}}"
+    )
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(head.encode())
+        for _ in range(chunks):
+            time.sleep(0.1)  # the client's pace: 160 KB/s, ten times the rate that keeps a body going
+            connection.sendall(chunk)
+        answer = b""
+        while data := connection.recv(65536):
+            answer += data
+    assert time.monotonic() - started > SLOW_CLIENT_SECONDS, "the upload outlasted the body timeout"
+    assert status_of(answer) == 200, answer[:300]
+    assert len(echo.requests) == 1 and len(echo.requests[0]["body"]) == len(body)
