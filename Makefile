@@ -30,7 +30,7 @@ run: demo
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	@echo
 	@echo "  Migration Audit: http://127.0.0.1:8000/  (log in as demo / demo-password)"
-	@echo "  Proxy:           http://127.0.0.1:8000/proxy/anthropic/  and root-path proxy http://127.0.0.1:8001/"
+	@echo "  Proxy:           http://127.0.0.1:8001/proxy/<upstream>/  (and http://127.0.0.1:8001/ for the demo upstream)"
 	@echo "  Emulator:        http://127.0.0.1:8100/"
 	@echo
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile

@@ -56,7 +56,10 @@ def main():
         upstream_setup(env, emu, rps=20, concurrency=4)
         django_shell(env, RECORD.format(count=2000))
         port = free_port()
-        web = ["-m", "uvicorn", "dashboard.asgi:application", "--port", str(port), "--no-access-log"]
+        web = [
+            *("-m", "uvicorn", "dashboard.asgi:proxy_application", "--port", str(port), "--no-access-log"),
+            *("--http", "dashboard.server:HttpProtocol"),
+        ]
         worker = subprocess.Popen(
             [
                 sys.executable,

@@ -1,8 +1,11 @@
-"""ASGI entry points.
+"""ASGI entry points: the dashboard and the recording proxy, each on an origin of its own.
 
-`application` serves the dashboard and API through Django, and routes /proxy/ to the lean recording
-proxy. `root_proxy_application` serves the default upstream at the root path (port 8001 in
-`make run`), for clients that can change only the host and port (anthropic==0.2.10).
+`application` (port 8000 in `make run`) serves the dashboard and API through Django, and nothing else.
+`proxy_application` (port 8001) is the recording proxy: `/proxy/<slug>/...` for any upstream, every
+other path for the default upstream (for clients that can change only the host and port, such as
+anthropic==0.2.10), and `/__audit/healthz`. What an upstream answers is never served from the
+dashboard's origin, so it can neither read the dashboard's pages nor touch its cookies.
+Run both with `--http dashboard.server:HttpProtocol` (header deadline and size cap).
 """
 
 import os
@@ -19,20 +22,15 @@ django_application = get_asgi_application()
 
 from django.conf import settings  # noqa: E402 - after Django is set up
 
+from dashboard.server import body_deadline  # noqa: E402
 from migrations_audit.capture.ingest_limit import ingest_size_limited  # noqa: E402
 from migrations_audit.capture.proxy import ProxyApp  # noqa: E402
 
 # The ingest API refuses a body past its size before Django reads it all.
-django_application = ingest_size_limited(django_application)
-
-# The proxy, and its health endpoint with the recorder's counts.
-PROXY_PATHS = ("/proxy/", "/__audit/")
-proxy_application = ProxyApp()
-root_proxy_application = ProxyApp(root_slug=settings.MIGRATION_AUDIT_DEFAULT_UPSTREAM)
-
-
-async def application(scope, receive, send):
-    if (scope["type"] == "http" and scope["path"].startswith(PROXY_PATHS)) or scope["type"] == "lifespan":
-        await proxy_application(scope, receive, send)
-    else:
-        await django_application(scope, receive, send)
+application = body_deadline(
+    ingest_size_limited(django_application), seconds=settings.MIGRATION_AUDIT_BODY_TIMEOUT
+)
+proxy_application = body_deadline(
+    ProxyApp(default_slug=settings.MIGRATION_AUDIT_DEFAULT_UPSTREAM),
+    seconds=settings.MIGRATION_AUDIT_BODY_TIMEOUT,
+)

@@ -308,6 +308,16 @@ MIGRATION_AUDIT_MAX_JSON_DEPTH = env_int("MIGRATION_AUDIT_MAX_JSON_DEPTH", 100, 
 # One NDJSON request to the ingest API, in bytes (each line, like each HAR entry, is held to
 # MIGRATION_AUDIT_MAX_BODY_BYTES).
 MIGRATION_AUDIT_MAX_INGEST_BYTES = env_int("MIGRATION_AUDIT_MAX_INGEST_BYTES", 512 * 2**20, minimum=1024)
+# One header (name and value) and the whole header block: larger requests are refused (431) before
+# anything is forwarded or stored; the HTTP server (dashboard.server) stops reading past the block.
+MIGRATION_AUDIT_MAX_HEADER_BYTES = env_int("MIGRATION_AUDIT_MAX_HEADER_BYTES", 16 * 1024, minimum=1024)
+MIGRATION_AUDIT_MAX_HEADER_BLOCK_BYTES = env_int(
+    "MIGRATION_AUDIT_MAX_HEADER_BLOCK_BYTES", 64 * 1024, minimum=MIGRATION_AUDIT_MAX_HEADER_BYTES
+)
+# Seconds a client has to send its headers (from connecting, or from the first byte of a request) and
+# then its body: a slow client is answered 408 and disconnected instead of holding a connection.
+MIGRATION_AUDIT_HEADER_TIMEOUT = env_int("MIGRATION_AUDIT_HEADER_TIMEOUT", 30, minimum=1)
+MIGRATION_AUDIT_BODY_TIMEOUT = env_int("MIGRATION_AUDIT_BODY_TIMEOUT", 60, minimum=1)
 # The proxy's recorder: exchanges it may hold while the database is slow or away (more are dropped and
 # counted), and how often it stores its recorded/dropped/failed totals for the dashboard.
 MIGRATION_AUDIT_RECORDER_MAX_PENDING = env_int("MIGRATION_AUDIT_RECORDER_MAX_PENDING", 10_000, minimum=1)
@@ -332,6 +342,8 @@ MIGRATION_AUDIT_DEFAULT_UPSTREAM = env_str("MIGRATION_AUDIT_DEFAULT_UPSTREAM", "
 MIGRATION_AUDIT_DECODED_BODY_LIMIT = env_int(
     "MIGRATION_AUDIT_DECODED_BODY_LIMIT", 32 * 1024 * 1024, minimum=64 * 1024
 )
+# Where clients reach the recording proxy (its own origin, never the dashboard's), as pages show it.
+MIGRATION_AUDIT_PROXY_URL = env_str("MIGRATION_AUDIT_PROXY_URL", "http://127.0.0.1:8001").rstrip("/")
 
 LOGGING = {
     "version": 1,

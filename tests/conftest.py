@@ -14,7 +14,15 @@ from django.db import connection
 
 from migrations_audit import services
 from migrations_audit.models import Membership, Upstream
-from tests.support.servers import PROJECT_ROOT, free_port, running, stop
+from tests.support.servers import (
+    DASHBOARD_APP,
+    PROJECT_ROOT,
+    PROXY_APP,
+    free_port,
+    running,
+    stop,
+    uvicorn_args,
+)
 
 # The emulator and the servers tests start listen on loopback: upstreams may point there (attack
 # tests narrow the list to prove refusals).
@@ -225,7 +233,7 @@ def worker_factory(transactional_db, tmp_path):
         worker.stop()
 
 
-# The whole product as real processes: the emulator, the proxy listeners and a Celery worker.
+# The whole product as real processes: the emulator, the dashboard, the proxy and a Celery worker.
 
 
 @pytest.fixture(scope="module")
@@ -240,31 +248,34 @@ def emulator():
 
 @pytest.fixture
 def stack(transactional_db, emulator, celery_worker, tmp_path):
-    """The web/API/proxy server, the root-path proxy (default upstream "anthropic") and a worker.
-    Their output goes to files listed under "logs", for tests that read what the product logged."""
-    port, root_port = free_port(), free_port()
-    env = child_env(MIGRATION_AUDIT_DEFAULT_UPSTREAM="anthropic")
-    app = ["-m", "uvicorn", "--host", "127.0.0.1"]
-    logs = [tmp_path / "web.log", tmp_path / "root-proxy.log", celery_worker.log_path]
+    """The dashboard/API server, the recording proxy (its own port; default upstream "anthropic") and
+    a worker, as the Procfile runs them. Their output goes to files listed under "logs", for tests
+    that read what the product logged."""
+    port, proxy_port = free_port(), free_port()
+    env = child_env(
+        MIGRATION_AUDIT_DEFAULT_UPSTREAM="anthropic",
+        MIGRATION_AUDIT_PROXY_URL=f"http://127.0.0.1:{proxy_port}",
+    )
+    logs = [tmp_path / "web.log", tmp_path / "proxy.log", celery_worker.log_path]
     with (
         open(logs[0], "w") as web_log,
-        open(logs[1], "w") as root_log,
+        open(logs[1], "w") as proxy_log,
         running(
-            [*app, "dashboard.asgi:application", "--port", str(port)],
+            uvicorn_args(DASHBOARD_APP, port),
             env=env,
             log=web_log,
             ready_url=f"http://127.0.0.1:{port}/healthz",
         ),
         running(
-            [*app, "dashboard.asgi:root_proxy_application", "--port", str(root_port)],
+            uvicorn_args(PROXY_APP, proxy_port),
             env=env,
-            log=root_log,
-            ready_url=f"http://127.0.0.1:{root_port}/__audit/healthz",
+            log=proxy_log,
+            ready_url=f"http://127.0.0.1:{proxy_port}/__audit/healthz",
         ),
     ):
         yield {
             "web": f"http://127.0.0.1:{port}",
-            "root": f"http://127.0.0.1:{root_port}",
+            "proxy": f"http://127.0.0.1:{proxy_port}",
             "emulator": emulator,
             "logs": logs,
         }
@@ -272,9 +283,10 @@ def stack(transactional_db, emulator, celery_worker, tmp_path):
 
 @pytest.fixture
 def product(stack, upstream_a):
-    """The upstream `anthropic` on the emulator, behind both proxy listeners, with a worker."""
+    """The upstream `anthropic` on the emulator, behind the proxy (at /proxy/anthropic/ and, as the
+    default upstream, at the root path), with a worker."""
     Upstream.objects.filter(pk=upstream_a.pk).update(
         base_url=stack["emulator"], rate_limit_rps=200, rate_limit_concurrency=16
     )
     upstream_a.refresh_from_db()
-    return {**stack, "upstream": upstream_a, "prefix": f"{stack['web']}/proxy/{upstream_a.slug}"}
+    return {**stack, "upstream": upstream_a, "prefix": f"{stack['proxy']}/proxy/{upstream_a.slug}"}

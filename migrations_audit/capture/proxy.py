@@ -15,14 +15,18 @@ import uuid
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from urllib.parse import quote, unquote
 
 import aiohttp
 import httpx
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.utils.crypto import salted_hmac
+from yarl import URL
 
+from dashboard.server import SECURITY_HEADERS, error_body
 from migrations_audit.models import Upstream
+from migrations_audit.secrets import MASK
 from migrations_audit.sse import SseParser
 from migrations_audit.upstream_guard import (
     NOT_ALLOWED,
@@ -42,8 +46,15 @@ MAX_CACHED_ROUTES = 1000
 BATCH_WINDOW_SECONDS = 0.2
 # How long the recorder keeps retrying a batch while the database is away (about two minutes).
 RETRY_DELAYS = (1, 2, 4, 8, 15, 30, 30, 30)
-# Answered by the proxy itself (liveness and recorder counts), in root mode too.
+# Answered by the proxy itself (liveness and recorder counts).
 HEALTH_PATH = "/__audit/healthz"
+PREFIX = "/proxy/"
+# The browser's cookies for the proxy's host are not the upstream's business, and an upstream's
+# cookies are not the client's: neither crosses the proxy (both are recorded as masked).
+DROPPED_REQUEST_HEADERS = HOP_BY_HOP | {CLIENT_HEADER, "via", "cookie"}
+DROPPED_RESPONSE_HEADERS = HOP_BY_HOP | {"set-cookie"}
+# Bytes of a received path kept as they are; any other byte (none a valid URL holds) is escaped.
+PATH_SAFE = "/%!$&'()*+,;=:@~"
 
 
 @dataclass
@@ -212,11 +223,12 @@ def _store_totals(identity: str, started_at: datetime, totals: dict[int, dict[st
 
 
 class ProxyApp:
-    """Serves /proxy/<slug>/<path> (prefix mode), or every path for one upstream (root mode)."""
+    """Serves /proxy/<slug>/<path> for any upstream, and every other path for the default upstream
+    (root mode, for clients that can change only the host and port), on an origin of its own."""
 
-    def __init__(self, *, root_slug: str | None = None):
-        self.root_slug = root_slug
-        self.recorder = Recorder(name=f"root listener ({root_slug})" if root_slug else "prefix listener")
+    def __init__(self, *, default_slug: str = ""):
+        self.default_slug = default_slug
+        self.recorder = Recorder(name=f"listener (default {default_slug or 'none'})")
         self._routes: dict[str, tuple[float, UpstreamRoute | None]] = {}
         self._client: aiohttp.ClientSession | None = None
         self._counter = 0
@@ -253,12 +265,10 @@ class ProxyApp:
                 send, 508, "api_error", "Loop detected: the request already went through this proxy."
             )
             return
-        if self.root_slug:
-            slug, path = self.root_slug, scope["path"]
-        else:
-            rest = scope["path"].removeprefix("/proxy/")
-            slug, _, path = rest.partition("/")
-            path = "/" + path
+        slug, path = self._destination(_received_path(scope))
+        if not slug:
+            await _send_error(send, 404, "not_found_error", f"Send requests to {PREFIX}<upstream>/.")
+            return
         try:
             route = await self._route(slug)
         except RouteUnavailable:
@@ -270,6 +280,13 @@ class ProxyApp:
             await _send_error(send, 404, "not_found_error", f"No upstream named {slug!r} is configured.")
             return
         await self._forward(route, path, scope, receive, send)
+
+    def _destination(self, received: str) -> tuple[str, str]:
+        """The upstream's slug and the path to forward, as received (percent-encoding kept)."""
+        if received.startswith(PREFIX):
+            slug, _, path = received.removeprefix(PREFIX).partition("/")
+            return slug, "/" + path
+        return self.default_slug, received
 
     async def _route(self, slug: str) -> UpstreamRoute | None:
         cached = self._routes.get(slug)
@@ -296,30 +313,19 @@ class ProxyApp:
     async def _forward(self, route: UpstreamRoute, path: str, scope, receive, send):
         started_at = datetime.now(UTC)
         started = time.perf_counter()
-        if len(scope["headers"]) > settings.MIGRATION_AUDIT_MAX_HEADERS:
-            # Refused before anything is read, forwarded or stored: no API client sends that many.
-            await _send_error(
-                send,
-                431,
-                "request_too_large",
-                f"The request has more than {settings.MIGRATION_AUDIT_MAX_HEADERS} headers.",
-            )
-            return
         try:
+            # Refused before anything is read, forwarded or stored: no API client sends such headers.
+            _check_headers(scope["headers"])
             body = await _read_body(receive, limit=settings.MIGRATION_AUDIT_MAX_BODY_BYTES)
-        except BodyTooLarge:
-            await _send_error(
-                send, 413, "request_too_large", "The request body is larger than this proxy accepts."
-            )
+        except RequestRefused as refusal:
+            await _send_error(send, refusal.status, "request_too_large", str(refusal))
             return
         if body is None:
             return  # the client went away before sending its request
         query = scope.get("query_string", b"").decode("latin-1")
         request_headers = _decode_headers(scope["headers"])
         forwarded = [
-            (name, value)
-            for name, value in request_headers.items()
-            if name not in HOP_BY_HOP and name not in (CLIENT_HEADER, "via")
+            (name, value) for name, value in request_headers.items() if name not in DROPPED_REQUEST_HEADERS
         ]
         forwarded.append(
             ("via", f"{request_headers['via']}, {self.via}" if "via" in request_headers else self.via)
@@ -332,14 +338,14 @@ class ProxyApp:
             method=scope["method"],
             path=path,
             query=query,
-            request_headers=request_headers,
+            request_headers=_cookies_masked(request_headers),
             request_body=body,
             started_at=started_at,
         )
         response = None
         try:
             response = await self.client.request(
-                scope["method"], url, headers=forwarded, data=body, allow_redirects=False
+                scope["method"], URL(url, encoded=True), headers=forwarded, data=body, allow_redirects=False
             )
             # The status is passed on only once the body starts: an upstream that sends its headers
             # and then stalls or hangs up still gets the client a 504 or 502, not a truncated 200.
@@ -367,11 +373,12 @@ class ProxyApp:
         raw_headers = [
             (name, value)
             for name, value in response.raw_headers
-            if name.decode("latin-1").lower() not in HOP_BY_HOP
+            if name.decode("latin-1").lower() not in DROPPED_RESPONSE_HEADERS
         ]
-        captured.response_headers = {
-            name.decode("latin-1").lower(): value.decode("latin-1") for name, value in response.raw_headers
-        }
+        raw_headers.extend(SECURITY_HEADERS)
+        captured.response_headers = _cookies_masked(
+            {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in response.raw_headers}
+        )
         streamed = is_event_stream(captured.response_headers)
         await send({"type": "http.response.start", "status": response.status, "headers": raw_headers})
         chunks = []
@@ -462,9 +469,14 @@ class RouteUnavailable(Exception):
 
 
 def upstream_url(base_url: str, path: str, query: str) -> str | None:
-    """The upstream URL for a proxied path, or None if the result would leave the upstream's host
-    (the proxy forwards only to configured upstreams: no open proxy, no SSRF)."""
-    if not path.startswith("/") or path.startswith("//") or "\\" in path:
+    """The upstream URL for a proxied path as received (percent-encoded), or None if the result could
+    leave the upstream's host or the path of its base URL (the proxy forwards only to configured
+    upstreams: no open proxy, no SSRF). A `.` or `..` segment, even percent-encoded, is refused:
+    an upstream that resolves it would serve a path above the base URL's."""
+    decoded = unquote(path)
+    if not path.startswith("/") or path.startswith("//") or "\\" in decoded:
+        return None
+    if any(segment in (".", "..") for segment in decoded.split("/")):
         return None
     url = base_url + path + (f"?{query}" if query else "")
     try:
@@ -496,8 +508,42 @@ def _load_route(slug: str) -> UpstreamRoute | None:
     )
 
 
-class BodyTooLarge(Exception):
-    pass
+class RequestRefused(Exception):
+    """A request larger than the proxy accepts; `status` is the answer (413 or 431)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def _check_headers(raw) -> None:
+    """Refuse too many headers, one too large, or a header block too large (431)."""
+    if len(raw) > settings.MIGRATION_AUDIT_MAX_HEADERS:
+        raise RequestRefused(
+            431, f"The request has more than {settings.MIGRATION_AUDIT_MAX_HEADERS} headers."
+        )
+    sizes = [len(name) + len(value) for name, value in raw]
+    if max(sizes, default=0) > settings.MIGRATION_AUDIT_MAX_HEADER_BYTES:
+        raise RequestRefused(
+            431, f"A request header is larger than {settings.MIGRATION_AUDIT_MAX_HEADER_BYTES} bytes."
+        )
+    if sum(sizes) > settings.MIGRATION_AUDIT_MAX_HEADER_BLOCK_BYTES:
+        raise RequestRefused(
+            431,
+            f"The request's headers are larger than {settings.MIGRATION_AUDIT_MAX_HEADER_BLOCK_BYTES} bytes.",
+        )
+
+
+def _received_path(scope) -> str:
+    """The path as the client sent it: percent-encoding kept, so `%3F` is not a query nor `%2F` a
+    slash for the upstream."""
+    raw = scope.get("raw_path") or scope["path"].encode()
+    return quote(raw, safe=PATH_SAFE)
+
+
+def _cookies_masked(headers: dict[str, str]) -> dict[str, str]:
+    """Headers as recorded: the cookies, dropped on the way, stored masked whatever the settings."""
+    return {name: MASK if name in ("cookie", "set-cookie") else value for name, value in headers.items()}
 
 
 async def _read_body(receive, *, limit: int) -> bytes | None:
@@ -509,7 +555,7 @@ async def _read_body(receive, *, limit: int) -> bytes | None:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise BodyTooLarge
+            raise RequestRefused(413, "The request body is larger than this proxy accepts.")
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
@@ -537,16 +583,14 @@ def _decode_headers(raw) -> dict[str, str]:
 
 
 async def _send_error(send, status: int, error_type: str, message: str) -> None:
-    await _send_json(send, status, {"type": "error", "error": {"type": error_type, "message": message}})
+    await _send_body(send, status, error_body(error_type, message))
 
 
 async def _send_json(send, status: int, payload: dict) -> None:
-    body = json.dumps(payload).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
+    await _send_body(send, status, json.dumps(payload).encode())
+
+
+async def _send_body(send, status: int, body: bytes) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": [*headers, *SECURITY_HEADERS]})
     await send({"type": "http.response.body", "body": body})

@@ -92,6 +92,18 @@ class Upstream(models.Model):
     def has_replay_key(self) -> bool:
         return bool(self.replay_key_encrypted or self.replay_key_env)
 
+    @property
+    def proxy_url(self) -> str:
+        """The base URL a client uses to send its calls through the recording proxy."""
+        return f"{settings.MIGRATION_AUDIT_PROXY_URL}/proxy/{self.slug}"
+
+    @property
+    def proxy_root_url(self) -> str:
+        """The proxy's root, for clients that take only a host and port, if it serves this upstream."""
+        if self.slug != settings.MIGRATION_AUDIT_DEFAULT_UPSTREAM:
+            return ""
+        return settings.MIGRATION_AUDIT_PROXY_URL
+
 
 class ApiVersion(models.Model):
     """One version of an upstream's API, with its release date."""

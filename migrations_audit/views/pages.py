@@ -51,7 +51,6 @@ def overview(request, slug):
         "confirmed": list(confirmed[:10]),
         "latest_runs": upstream.runs.all()[:5],
         "losses": selectors.recording_losses(upstream=upstream),
-        "proxy_url": request.build_absolute_uri(f"/proxy/{upstream.slug}"),
     }
     return render(request, "migrations_audit/overview.html", context)
 
@@ -72,7 +71,6 @@ def traffic(request, slug):
         "query": query.urlencode(),
         "paged": bool(request.GET.get("after")),
         "choices": selectors.traffic_choices(upstream=upstream),
-        "proxy_url": request.build_absolute_uri(f"/proxy/{upstream.slug}"),
     }
     if request.htmx:
         # htmx swaps no 4xx answer: a filter being typed shows its error in place of the results.

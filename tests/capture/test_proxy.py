@@ -13,7 +13,7 @@ import pytest
 from migrations_audit.models import Exchange, Upstream
 from tests.conftest import child_env
 from tests.support.sdk import run_sdk
-from tests.support.servers import free_port, running
+from tests.support.servers import PROXY_APP, free_port, running, uvicorn_args
 
 pytestmark = [pytest.mark.slow]
 
@@ -22,26 +22,19 @@ SECRET_KEY = "sk-ant-proxy-test-secret-0123456789"
 
 @pytest.fixture
 def proxy(transactional_db, upstream_a, emulator):
-    """The dashboard's ASGI app (proxy at /proxy/<slug>/) and the root-path listener, as real processes."""
+    """The recording proxy as a real process: the upstream at /proxy/<slug>/ and, as the default
+    upstream, at the root path."""
     Upstream.objects.filter(pk=upstream_a.pk).update(base_url=emulator)
-    port, root_port = free_port(), free_port()
+    port = free_port()
     env = child_env(MIGRATION_AUDIT_DEFAULT_UPSTREAM=upstream_a.slug, MIGRATION_AUDIT_PROXY_TIMEOUT=5)
-    app = ["-m", "uvicorn", "--host", "127.0.0.1", "--no-access-log"]
-    with (
-        running(
-            [*app, "dashboard.asgi:application", "--port", str(port)],
-            env=env,
-            ready_url=f"http://127.0.0.1:{port}/healthz",
-        ),
-        running(
-            [*app, "dashboard.asgi:root_proxy_application", "--port", str(root_port)],
-            env=env,
-            ready_url=f"http://127.0.0.1:{root_port}/__audit/healthz",
-        ),
+    with running(
+        uvicorn_args(PROXY_APP, port, "--no-access-log"),
+        env=env,
+        ready_url=f"http://127.0.0.1:{port}/__audit/healthz",
     ):
         yield {
             "prefix": f"http://127.0.0.1:{port}/proxy/{upstream_a.slug}",
-            "root": f"http://127.0.0.1:{root_port}",
+            "root": f"http://127.0.0.1:{port}",
             "upstream": upstream_a,
         }
 

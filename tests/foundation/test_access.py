@@ -8,7 +8,7 @@ from migrations_audit.models import Exchange
 
 # URL names that must answer without a session: they have their own authentication or none.
 PUBLIC = {"login", "migrations_audit:health", "migrations_audit:favicon"}
-PUBLIC_PREFIXES = ("api", "proxy")
+PUBLIC_PREFIXES = ("api",)
 
 
 def every_url_name(resolver=None, namespace=""):

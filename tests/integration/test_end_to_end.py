@@ -78,7 +78,7 @@ def signatures(upstream, version_from, version_to, endpoint):
 
 def test_record_replay_and_diff_both_migrations(product):
     upstream = product["upstream"]
-    sdk("0.2.10", product["root"], LEGACY)
+    sdk("0.2.10", product["proxy"], LEGACY)  # the default upstream, at the proxy's root path
     sdk("0.125.0", product["prefix"], SAMPLING)
     sdk("1.17.0", product["prefix"], BLOCKS)
     wait_for(lambda: Exchange.objects.filter(upstream=upstream).count() >= 7, what="7 recorded exchanges")

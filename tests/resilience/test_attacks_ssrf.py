@@ -30,7 +30,7 @@ from migrations_audit.models import Exchange, ReplayResult, ReplayRun, Team, Ups
 from migrations_audit.replay.services import ReplayError, run_start
 from migrations_audit.upstream_guard import NOT_ALLOWED
 from tests.conftest import child_env
-from tests.support.servers import PROJECT_ROOT, free_port, running
+from tests.support.servers import PROJECT_ROOT, PROXY_APP, free_port, running, uvicorn_args
 
 NOT_LOOPBACK = "api.anthropic.com"  # an allow-list that does not cover the servers of these tests
 FAST = {"REPLAY_BACKOFF_MS": 100, "REPLAY_MAX_TRIES": 3, "REPLAY_LEASE_SECONDS": 5}
@@ -176,18 +176,10 @@ def unanswered_port():
 
 @contextmanager
 def proxy_process(upstream: Upstream, **env):
-    """The proxy listener that serves `upstream` at the root path, as a real process."""
+    """The proxy, serving `upstream` at the root path (as the default upstream), as a real process."""
     port = free_port()
     with running(
-        [
-            "-m",
-            "uvicorn",
-            "dashboard.asgi:root_proxy_application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
+        uvicorn_args(PROXY_APP, port),
         env=child_env(MIGRATION_AUDIT_DEFAULT_UPSTREAM=upstream.slug, **env),
         ready_url=f"http://127.0.0.1:{port}/__audit/healthz",
     ):
@@ -497,15 +489,7 @@ def test_a_base_url_pointing_at_the_proxy_itself_answers_a_loop_error_at_once(tr
     with CountingForwarder(port) as back_to_the_proxy:
         point(upstream_a, f"http://127.0.0.1:{back_to_the_proxy.port}")
         with running(
-            [
-                "-m",
-                "uvicorn",
-                "dashboard.asgi:root_proxy_application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
+            uvicorn_args(PROXY_APP, port),
             env=child_env(MIGRATION_AUDIT_DEFAULT_UPSTREAM=upstream_a.slug),
             ready_url=f"http://127.0.0.1:{port}/__audit/healthz",
         ):

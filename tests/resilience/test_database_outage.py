@@ -24,7 +24,7 @@ from django.db.models import Sum
 
 from migrations_audit.models import Exchange, RecorderTotals, Upstream
 from tests.conftest import child_env, database_url_for_subprocess
-from tests.support.servers import TcpForwarder, free_port, running
+from tests.support.servers import PROXY_APP, TcpForwarder, free_port, running, uvicorn_args
 
 pytestmark = [pytest.mark.slow]
 
@@ -76,7 +76,7 @@ def outage(transactional_db):
 
 @pytest.fixture
 def start_proxy(outage, upstream_a, emulator, tmp_path):
-    """Start the dashboard's ASGI app (proxy at /proxy/<slug>/), reaching the database the way
+    """Start the recording proxy (at /proxy/<slug>/), reaching the database the way
     `outage` can take away, with a recorder that stores its totals every second."""
     Upstream.objects.filter(pk=upstream_a.pk).update(base_url=emulator)
     with ExitStack() as processes:
@@ -88,15 +88,7 @@ def start_proxy(outage, upstream_a, emulator, tmp_path):
             )
             processes.enter_context(
                 running(
-                    [
-                        "-m",
-                        "uvicorn",
-                        "dashboard.asgi:application",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(port),
-                    ],
+                    uvicorn_args(PROXY_APP, port),
                     env=env,
                     log=processes.enter_context(open(tmp_path / f"proxy-{port}.log", "w")),
                     ready_url=f"http://127.0.0.1:{port}/__audit/healthz",

@@ -11,7 +11,7 @@ import pytest
 
 from migrations_audit.models import Exchange, Upstream
 from tests.conftest import child_env
-from tests.support.servers import free_port, resetting_server, running
+from tests.support.servers import PROXY_APP, free_port, resetting_server, running, uvicorn_args
 
 pytestmark = [pytest.mark.slow]
 
@@ -22,12 +22,12 @@ MESSAGE = {"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": [{"role":
 
 @pytest.fixture
 def proxy(transactional_db, upstream_a, emulator):
-    """The dashboard's ASGI app as a real process, giving up on an upstream silent for 1 s."""
+    """The recording proxy as a real process, giving up on an upstream silent for 1 s."""
     Upstream.objects.filter(pk=upstream_a.pk).update(base_url=emulator)
     port = free_port()
     env = child_env(MIGRATION_AUDIT_PROXY_TIMEOUT=PROXY_TIMEOUT_SECONDS)
     with running(
-        ["-m", "uvicorn", "dashboard.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
+        uvicorn_args(PROXY_APP, port),
         env=env,
         ready_url=f"http://127.0.0.1:{port}/__audit/healthz",
     ):

@@ -1,5 +1,6 @@
 """Start real processes (servers, workers) for integration tests and stop them afterwards."""
 
+import json
 import os
 import signal
 import socket
@@ -9,11 +10,25 @@ import sys
 import threading
 import time
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# The two listeners, each on an origin of its own: the dashboard and API, and the recording proxy.
+DASHBOARD_APP = "dashboard.asgi:application"
+PROXY_APP = "dashboard.asgi:proxy_application"
+
+
+def uvicorn_args(app: str, port: int, *extra: str) -> list[str]:
+    """The Procfile's uvicorn command line for `app` on `port`, as `running` takes it."""
+    return [
+        *("-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)),
+        *("--http", "dashboard.server:HttpProtocol", "--timeout-keep-alive", "5"),
+        *extra,
+    ]
 
 
 def free_port() -> int:
@@ -169,3 +184,59 @@ def resetting_server():
         yield f"http://127.0.0.1:{listener.getsockname()[1]}"
     finally:
         _shut(listener)
+
+
+@dataclass
+class EchoServer:
+    """What `echo_server` received: each request as it came on the wire, and the connections made."""
+
+    url: str
+    requests: list[dict] = field(default_factory=list)
+    connections: int = 0
+
+
+@contextmanager
+def echo_server(*, set_cookie: str = ""):
+    """An HTTP upstream that answers every request with what it received, as JSON: the method, the
+    target exactly as sent (path and query), the headers and the body; with a `Set-Cookie` header if
+    `set_cookie` is given. Yields an EchoServer whose lists fill as requests arrive."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self):
+            echo.connections += 1
+            super().setup()
+
+        def answer(self):
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            received = {
+                "method": self.command,
+                "target": self.path,
+                "headers": [[name.lower(), value] for name, value in self.headers.items()],
+                "body": body.decode("latin-1"),
+            }
+            echo.requests.append(received)
+            payload = json.dumps(received).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(payload)))
+            if set_cookie:
+                self.send_header("set-cookie", set_cookie)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_DELETE = answer
+
+        def log_message(self, format, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    echo = EchoServer(url=f"http://127.0.0.1:{server.server_address[1]}")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield echo
+    finally:
+        server.shutdown()
+        server.server_close()

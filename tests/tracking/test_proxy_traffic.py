@@ -1,5 +1,5 @@
-"""Traffic sent by real SDK releases through the real recording proxy (the dashboard's ASGI app
-at /proxy/<slug>/, and the root-path listener for anthropic 0.2.10), in front of the emulator:
+"""Traffic sent by real SDK releases through the real recording proxy (at /proxy/<slug>/, and at
+the root path for anthropic 0.2.10), in front of the emulator:
 each client's SDK, features, status, impact and accidental migration come from what it recorded."""
 
 import time
@@ -13,7 +13,7 @@ from migrations_audit.secrets import key_fingerprint
 from migrations_audit.tracking import selectors, services
 from tests.conftest import child_env
 from tests.support.sdk import run_sdk
-from tests.support.servers import free_port, running
+from tests.support.servers import PROXY_APP, free_port, running, uvicorn_args
 
 pytestmark = pytest.mark.slow
 
@@ -39,31 +39,25 @@ print(json.dumps({{"pieces": len(pieces)}}))
 
 @pytest.fixture
 def proxy(transactional_db, upstream_a):
-    emulator_port, port, root_port = free_port(), free_port(), free_port()
+    emulator_port, port = free_port(), free_port()
     emulator_url = f"http://127.0.0.1:{emulator_port}"
     Upstream.objects.filter(pk=upstream_a.pk).update(base_url=emulator_url)
     env = child_env(MIGRATION_AUDIT_DEFAULT_UPSTREAM=upstream_a.slug)
-    app = ["-m", "uvicorn", "--host", "127.0.0.1", "--no-access-log"]
     with (
         running(
             ["-m", "migrations_audit.emulator", "--port", str(emulator_port)],
             ready_url=f"{emulator_url}/v1/models",
         ),
         running(
-            [*app, "dashboard.asgi:application", "--port", str(port)],
+            uvicorn_args(PROXY_APP, port, "--no-access-log"),
             env=env,
-            ready_url=f"http://127.0.0.1:{port}/healthz",
-        ),
-        running(
-            [*app, "dashboard.asgi:root_proxy_application", "--port", str(root_port)],
-            env=env,
-            ready_url=f"http://127.0.0.1:{root_port}/__audit/healthz",
+            ready_url=f"http://127.0.0.1:{port}/__audit/healthz",
         ),
     ):
         yield {
             "upstream": upstream_a,
             "prefix": f"http://127.0.0.1:{port}/proxy/{upstream_a.slug}",
-            "root": f"http://127.0.0.1:{root_port}",
+            "root": f"http://127.0.0.1:{port}",
         }
 
 
