@@ -18,6 +18,10 @@ $(STAMP): $(BIN)/python requirements.txt requirements-dev.txt
 
 setup: $(STAMP)
 
+# Upstreams of `make run` may point at the Anthropic API and at the built-in emulator on 127.0.0.1
+# (README, "Running in production"); a MIGRATION_AUDIT_UPSTREAM_HOSTS set by the caller wins.
+demo run: export MIGRATION_AUDIT_UPSTREAM_HOSTS ?= api.anthropic.com,127.0.0.1
+
 demo: setup
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo

@@ -86,6 +86,7 @@ def install(*, database: str = "sqlite", broker: str = "filesystem"):
     """Environment for a fresh install: migrated, with the demo upstream `anthropic` (no traffic)."""
     with tempfile.TemporaryDirectory(prefix="ma-bench-") as var:
         env = {**os.environ, "MIGRATION_AUDIT_VAR_DIR": var, "STATIC_MANIFEST": "0", "LOG_LEVEL": "WARNING"}
+        env["MIGRATION_AUDIT_UPSTREAM_HOSTS"] = "127.0.0.0/8"  # the emulator and the proxy on loopback
         pg_name = None
         if database == "postgres":
             pg_name = f"ma_bench_{uuid.uuid4().hex[:8]}"

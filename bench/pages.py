@@ -24,6 +24,7 @@ args = parser.parse_args()
 os.environ["DATABASE_URL"] = args.database
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 os.environ.setdefault("STATIC_MANIFEST", "0")
+os.environ.setdefault("MIGRATION_AUDIT_UPSTREAM_HOSTS", "127.0.0.0/8")  # upstreams on loopback
 
 import django  # noqa: E402
 

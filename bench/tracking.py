@@ -28,6 +28,7 @@ def main() -> None:
     database = Path(tempfile.mkdtemp(dir=ROOT / "var")) / "bench.sqlite3"
     os.environ["DATABASE_URL"] = f"sqlite:///{database}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+    os.environ.setdefault("MIGRATION_AUDIT_UPSTREAM_HOSTS", "127.0.0.0/8")  # upstreams on loopback
     import django
 
     django.setup()

@@ -19,7 +19,11 @@ django_application = get_asgi_application()
 
 from django.conf import settings  # noqa: E402 - after Django is set up
 
+from migrations_audit.capture.ingest_limit import ingest_size_limited  # noqa: E402
 from migrations_audit.capture.proxy import ProxyApp  # noqa: E402
+
+# The ingest API refuses a body past its size before Django reads it all.
+django_application = ingest_size_limited(django_application)
 
 # The proxy, and its health endpoint with the recorder's counts.
 PROXY_PATHS = ("/proxy/", "/__audit/")

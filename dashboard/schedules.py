@@ -5,6 +5,7 @@ Report schedules that users edit on the Reports page are rows, not entries here:
 own tables, but its releases pin Django below 6.1.)
 """
 
+from celery.schedules import crontab
 from django.conf import settings
 
 BEAT_SCHEDULE = {
@@ -16,6 +17,11 @@ BEAT_SCHEDULE = {
     "replay-reconcile": {
         "task": "migrations_audit.tasks.replay_reconcile",
         "schedule": float(settings.REPLAY_RECONCILE_SECONDS),
+    },
+    # Each team's weekly digest of its upstreams' release gates: Mondays 08:00 UTC.
+    "team-digests": {
+        "task": "migrations_audit.tasks.team_digests",
+        "schedule": crontab(minute=0, hour=8, day_of_week=1),
     },
     "heartbeat": {
         "task": "migrations_audit.tasks.heartbeat",

@@ -287,9 +287,27 @@ MIGRATION_AUDIT_ENCRYPTION_KEYS = env_list(
 MIGRATION_AUDIT_FINGERPRINT_KEYS = env_list(
     "MIGRATION_AUDIT_FINGERPRINT_KEYS", [SECRET_KEY, *SECRET_KEY_FALLBACKS]
 )
-MIGRATION_AUDIT_PROXY_TIMEOUT = env_int("MIGRATION_AUDIT_PROXY_TIMEOUT", 600, minimum=1)
+# Where upstreams may point (host names, *.example.com, IP addresses, CIDRs): checked when an upstream
+# is saved and on the address of every connection the proxy and the workers make (see
+# migrations_audit/upstream_guard.py). Loopback and private addresses must be listed as networks.
+MIGRATION_AUDIT_UPSTREAM_HOSTS = env_list("MIGRATION_AUDIT_UPSTREAM_HOSTS", ["api.anthropic.com"])
+# Where report webhooks may be delivered, in the same form (Slack's incoming webhooks by default).
+MIGRATION_AUDIT_WEBHOOK_HOSTS = env_list("MIGRATION_AUDIT_WEBHOOK_HOSTS", ["hooks.slack.com"])
+# Upstream timeouts (seconds): connecting (proxy and replays); the proxy's wait for an answer to start
+# and between the reads of a non-streaming answer; and between the chunks of an event stream.
+MIGRATION_AUDIT_UPSTREAM_CONNECT_TIMEOUT = env_int("MIGRATION_AUDIT_UPSTREAM_CONNECT_TIMEOUT", 10, minimum=1)
+MIGRATION_AUDIT_PROXY_TIMEOUT = env_int("MIGRATION_AUDIT_PROXY_TIMEOUT", 120, minimum=1)
+MIGRATION_AUDIT_PROXY_STREAM_IDLE_TIMEOUT = env_int(
+    "MIGRATION_AUDIT_PROXY_STREAM_IDLE_TIMEOUT", 300, minimum=1
+)
 MIGRATION_AUDIT_MAX_BODY_BYTES = env_int("MIGRATION_AUDIT_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=1024)
 MIGRATION_AUDIT_MAX_HEADERS = env_int("MIGRATION_AUDIT_MAX_HEADERS", 200, minimum=16)
+# Nesting past this depth is refused in NDJSON lines and HAR entries, and shown or masked as text
+# elsewhere: real API bodies nest a few levels, hostile ones thousands (past Python's stack).
+MIGRATION_AUDIT_MAX_JSON_DEPTH = env_int("MIGRATION_AUDIT_MAX_JSON_DEPTH", 100, minimum=8)
+# One NDJSON request to the ingest API, in bytes (each line, like each HAR entry, is held to
+# MIGRATION_AUDIT_MAX_BODY_BYTES).
+MIGRATION_AUDIT_MAX_INGEST_BYTES = env_int("MIGRATION_AUDIT_MAX_INGEST_BYTES", 512 * 2**20, minimum=1024)
 # The proxy's recorder: exchanges it may hold while the database is slow or away (more are dropped and
 # counted), and how often it stores its recorded/dropped/failed totals for the dashboard.
 MIGRATION_AUDIT_RECORDER_MAX_PENDING = env_int("MIGRATION_AUDIT_RECORDER_MAX_PENDING", 10_000, minimum=1)
@@ -306,6 +324,9 @@ REPLAY_BATCH_EXCHANGES = env_int("REPLAY_BATCH_EXCHANGES", 50, minimum=1)
 REPLAY_RECONCILE_SECONDS = env_int("REPLAY_RECONCILE_SECONDS", 15, minimum=1)
 # How often beat looks for report schedules that are due.
 REPORTS_TICK_SECONDS = env_int("REPORTS_TICK_SECONDS", 30, minimum=1)
+# Report deliveries (email, webhook): tries, and the first backoff (doubled each try, at most an hour).
+REPORT_DELIVERY_TRIES = env_int("REPORT_DELIVERY_TRIES", 5, minimum=1)
+REPORT_DELIVERY_BACKOFF_SECONDS = env_int("REPORT_DELIVERY_BACKOFF_SECONDS", 30, minimum=1)
 MIGRATION_AUDIT_DEFAULT_UPSTREAM = env_str("MIGRATION_AUDIT_DEFAULT_UPSTREAM", "anthropic")
 # The diff and the pages read compressed bodies decoded, up to this many bytes (a bomb is cut off).
 MIGRATION_AUDIT_DECODED_BODY_LIMIT = env_int(

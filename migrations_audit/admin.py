@@ -90,10 +90,37 @@ class DifferenceAdmin(admin.ModelAdmin):
 
 @admin.register(models.DifferenceSignature)
 class DifferenceSignatureAdmin(admin.ModelAdmin):
-    list_display = ["kind", "path", "classification", "rule", "count", "exchanges", "acknowledged"]
-    list_filter = ["classification", "acknowledged"]
+    list_display = ["kind", "path", "classification", "rule", "count", "exchanges"]
+    list_filter = ["classification"]
     raw_id_fields = ["example"]
     filter_horizontal = ["clients"]
+
+
+class AcknowledgementEventInline(admin.TabularInline):
+    model = models.AcknowledgementEvent
+    extra = 0
+    can_delete = False
+    readonly_fields = ["action", "actor_name", "via", "reason", "at"]
+    fields = readonly_fields
+
+
+@admin.register(models.Acknowledgement)
+class AcknowledgementAdmin(admin.ModelAdmin):
+    """Read-only: acknowledgements are made and revoked on the team's pages or the API, which keep
+    the audit trail (an edit here would bypass it)."""
+
+    list_display = ["title", "upstream", "client", "state", "expires_on", "created_by", "created_at"]
+    list_filter = ["state", "finding"]
+    inlines = [AcknowledgementEventInline]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(models.RequestFinding)

@@ -12,6 +12,12 @@ class MigrationsAuditConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from migrations_audit import upstream_guard
+
+        # A malformed allow-list stops the start, not a save or a delivery.
+        upstream_guard.allow_list(upstream_guard.SETTING)
+        upstream_guard.allow_list(upstream_guard.WEBHOOK_SETTING)
+
         from migrations_audit.secrets import RequestLineMasking
 
         # A key in a query string (?key=sk-ant-...) is masked in the access log as in storage.

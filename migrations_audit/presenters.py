@@ -9,6 +9,7 @@ from django.utils.html import escape
 
 from migrations_audit.diff.json_diff import escape as pointer_escape
 from migrations_audit.diff.streams import stream_profile
+from migrations_audit.json_depth import json_nests_deeper, json_text_may_nest_deeper, max_json_depth
 
 MAX_LINES = 3000
 
@@ -36,11 +37,18 @@ def body_prepare(body: bytes, *, marks: dict[str, str] | None = None) -> Prepare
     try:
         value = json.loads(raw)
     except (ValueError, RecursionError):
-        text = raw.decode("utf-8", errors="replace")
-        return PreparedBody(kind="text", text=text[:200_000], truncated=len(text) > 200_000)
+        return _as_text(raw)
+    limit = max_json_depth()
+    if json_text_may_nest_deeper(raw, limit) and json_nests_deeper(value, limit):
+        return _as_text(raw)  # laid out line by line recursively: past the depth, shown as it came
     lines: list[BodyLine] = []
     _json_lines(value, "", 0, marks or {}, lines, key=None, last=True)
     return PreparedBody(kind="json", lines=lines[:MAX_LINES], truncated=len(lines) > MAX_LINES)
+
+
+def _as_text(raw: bytes) -> PreparedBody:
+    text = raw.decode("utf-8", errors="replace")
+    return PreparedBody(kind="text", text=text[:200_000], truncated=len(text) > 200_000)
 
 
 def _json_lines(value, pointer, depth, marks, out, *, key, last):

@@ -31,6 +31,9 @@ from migrations_audit.content_encoding import body_decode, content_encoding
 
 MASK = "[masked]"
 _MASK_BYTES = MASK.encode()
+# Stored instead of a JSON body that names a secret field and nests deeper than the JSON parser reads
+# (the masking itself walks a document of any depth without recursion).
+TOO_DEEP_BODY = b"[masked: a JSON body nested deeper than the JSON parser reads]"
 # Headers that carry the API key itself: stored only as its fingerprint (it identifies a client).
 KEY_HEADERS = ("x-api-key", "authorization", "anthropic-api-key", "x-goog-api-key", "api-key")
 # A header named like these is secret whatever the settings say (x-amz-security-token, x-foo-api-key).
@@ -328,7 +331,9 @@ def _mask_json(body: bytes) -> bytes:
 
     try:
         decoded = json.loads(body, object_pairs_hook=members)
-    except (ValueError, RecursionError):
+    except RecursionError:  # nested past the parser's stack: it may hide a secret field anywhere
+        return TOO_DEEP_BODY
+    except ValueError:
         return _mask_json_text(body)
     # With a key given twice, the raw text holds a value the decoded document lost: written again
     # (as the API reads it, the last value winning), the raw text is never kept.
@@ -336,8 +341,8 @@ def _mask_json(body: bytes) -> bytes:
         return body
     try:
         return _JSON_TEXT.encode(decoded).encode()
-    except (ValueError, RecursionError):
-        return _mask_json_text(body)
+    except RecursionError:
+        return TOO_DEEP_BODY
 
 
 def mask_json_fields(value):

@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import Max, Q, QuerySet, Sum
+from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -287,3 +287,68 @@ def traffic_choices(*, upstream: Upstream) -> dict:
         "versions": list(upstream.versions.values_list("name", flat=True)),
         "clients": list(upstream.clients.order_by("identity")[:500]),
     }
+
+
+def versions_in_use(*, upstream: Upstream, client=None, windows: tuple[int, ...] = (7, 30)) -> dict:
+    """Which versions the upstream's (or one client's) requests used in the last N days, for each
+    N in `windows`: {N: [{"version", "exchanges", "share", "clients"}]}, most used first, read from
+    the daily rollup ("" is requests that sent no version)."""
+    today = timezone.localdate()
+    found = {}
+    for days in windows:
+        rows = TrafficDay.objects.filter(upstream=upstream, day__gt=today - timedelta(days=days))
+        if client is not None:
+            rows = rows.filter(client=client)
+        per_version = list(
+            rows.values("api_version")
+            .annotate(exchanges=Sum("count"), clients=Count("client", distinct=True))
+            .order_by("-exchanges", "api_version")
+        )
+        total = sum(row["exchanges"] for row in per_version) or 1
+        found[days] = [
+            {
+                "version": row["api_version"],
+                "exchanges": row["exchanges"],
+                "share": round(row["exchanges"] / total, 4),
+                "clients": row["clients"],
+            }
+            for row in per_version
+        ]
+    return found
+
+
+def versions_in_use_by_client(*, upstream: Upstream, limit: int = 200) -> list[dict]:
+    """Per client (the `limit` busiest over 30 days), the versions its requests used in the last 7
+    and 30 days."""
+    today = timezone.localdate()
+    rows = (
+        TrafficDay.objects.filter(upstream=upstream, day__gt=today - timedelta(days=30))
+        .values("client", "api_version", "day")
+        .annotate(exchanges=Sum("count"))
+    )
+    recent_since = today - timedelta(days=7)
+    month: dict = {}
+    week: dict = {}
+    for row in rows:
+        versions = month.setdefault(row["client"], {})
+        versions[row["api_version"]] = versions.get(row["api_version"], 0) + row["exchanges"]
+        if row["day"] > recent_since:
+            versions = week.setdefault(row["client"], {})
+            versions[row["api_version"]] = versions.get(row["api_version"], 0) + row["exchanges"]
+    busiest = sorted(month, key=lambda client_id: (-sum(month[client_id].values()), client_id or 0))[:limit]
+    clients = upstream.clients.in_bulk([client_id for client_id in busiest if client_id])
+
+    def listed(versions: dict) -> list[dict]:
+        return [
+            {"version": version, "exchanges": n}
+            for version, n in sorted(versions.items(), key=lambda item: (-item[1], item[0]))
+        ]
+
+    return [
+        {
+            "client": clients[client_id].display_name if client_id in clients else "unidentified",
+            "last_7_days": listed(week.get(client_id, {})),
+            "last_30_days": listed(month[client_id]),
+        }
+        for client_id in busiest
+    ]

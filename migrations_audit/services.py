@@ -4,10 +4,11 @@ import hashlib
 import secrets as token_generator
 from datetime import date
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from migrations_audit import crypto
+from migrations_audit import crypto, upstream_guard
 from migrations_audit.diff.noise import INFRASTRUCTURE_HEADERS
 from migrations_audit.models import ApiToken, ApiVersion, Membership, Team, Upstream, WorkerHeartbeat
 
@@ -53,7 +54,10 @@ def upstream_create(
     replay_key: str = "",
     **options,
 ) -> Upstream:
-    """Create an upstream with its versions; an Anthropic-style upstream gets Anthropic's defaults."""
+    """Create an upstream with its versions; an Anthropic-style upstream gets Anthropic's defaults.
+    A base URL the allow-list does not cover, or a replay_key_env not named for the purpose, raises
+    ValidationError."""
+    upstream_check(base_url=base_url, replay_key_env=options.get("replay_key_env", ""))
     is_anthropic = version_header.lower() == "anthropic-version"
     if versions is None:
         versions = list(ANTHROPIC_VERSIONS) if is_anthropic else []
@@ -86,6 +90,21 @@ def upstream_create(
     return upstream
 
 
+def upstream_check(*, base_url: str, replay_key_env: str = "") -> None:
+    """Where an upstream may point and which variable may hold its key (see upstream_guard)."""
+    errors = {}
+    if problem := upstream_guard.base_url_problem(base_url):
+        errors["base_url"] = problem
+    if problem := upstream_guard.replay_key_env_problem(replay_key_env):
+        errors["replay_key_env"] = problem
+    if errors:
+        raise ValidationError(errors)
+
+
+class ReplayKeyRefused(ValueError):
+    """The upstream names an environment variable replays may not send (stored before the rule)."""
+
+
 def upstream_set_replay_key(*, upstream: Upstream, replay_key: str) -> None:
     """Store a replay credential encrypted. It is never shown again, only replaced."""
     upstream.replay_key_encrypted = crypto.encrypt(replay_key) if replay_key else ""
@@ -93,12 +112,15 @@ def upstream_set_replay_key(*, upstream: Upstream, replay_key: str) -> None:
 
 
 def upstream_replay_key(*, upstream: Upstream) -> str | None:
-    """The credential replays send: the encrypted secret, else the named environment variable."""
+    """The credential replays send: the encrypted secret, else the named environment variable, if
+    it is named MIGRATION_AUDIT_REPLAY_KEY_* (any other name raises ReplayKeyRefused)."""
     import os
 
     if upstream.replay_key_encrypted:
         return crypto.decrypt(upstream.replay_key_encrypted)
     if upstream.replay_key_env:
+        if problem := upstream_guard.replay_key_env_problem(upstream.replay_key_env):
+            raise ReplayKeyRefused(problem)
         return os.environ.get(upstream.replay_key_env) or None
     return None
 

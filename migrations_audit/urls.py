@@ -1,6 +1,6 @@
 from django.urls import path
 
-from migrations_audit.views import capture, pages, replay, reports, tracking
+from migrations_audit.views import acknowledgements, capture, pages, replay, reports, tracking
 
 app_name = "migrations_audit"
 
@@ -54,6 +54,12 @@ urlpatterns = [
     path("reports/<int:definition_id>/", reports.report_detail, name="report"),
     path("reports/<int:definition_id>/edit/", reports.report_edit, name="report_edit"),
     path("reports/<int:definition_id>/run/", reports.report_run_now, name="report_run"),
+    path(
+        "reports/<int:definition_id>/test-delivery/",
+        reports.report_test_delivery,
+        name="report_test_delivery",
+    ),
+    path("reports/schedule-preview/", reports.report_schedule_preview, name="report_schedule_preview"),
     path("reports/snapshots/<int:snapshot_id>/", reports.report_snapshot, name="report_snapshot"),
     path("reports/snapshots/<int:snapshot_id>.<str:fmt>", reports.report_snapshot, name="report_download"),
     path("settings/", pages.settings_page, name="settings"),
@@ -70,5 +76,27 @@ urlpatterns = [
         "settings/teams/<slug:team_slug>/tokens/<int:token_id>/revoke/",
         capture.token_revoke,
         name="token_revoke",
+    ),
+    # Acknowledgements (the release gate)
+    path("u/<slug:slug>/acknowledgements/", acknowledgements.acknowledgements, name="acknowledgements"),
+    path(
+        "u/<slug:slug>/acknowledgements/new/",
+        acknowledgements.acknowledgement_create,
+        name="acknowledgement_new",
+    ),
+    path(
+        "u/<slug:slug>/acknowledgements/<int:acknowledgement_id>/revoke/",
+        acknowledgements.acknowledgement_revoke,
+        name="acknowledgement_revoke",
+    ),
+    path(
+        "api/v1/upstreams/<slug:slug>/acknowledgements",
+        acknowledgements.api_acknowledgements,
+        name="api_acknowledgements",
+    ),
+    path(
+        "api/v1/upstreams/<slug:slug>/acknowledgements/<int:acknowledgement_id>/revoke",
+        acknowledgements.api_acknowledgement_revoke,
+        name="api_acknowledgement_revoke",
     ),
 ]

@@ -16,10 +16,19 @@ from migrations_audit import services
 from migrations_audit.models import Membership, Upstream
 from tests.support.servers import PROJECT_ROOT, free_port, running, stop
 
+# The emulator and the servers tests start listen on loopback: upstreams may point there (attack
+# tests narrow the list to prove refusals).
+TEST_UPSTREAM_HOSTS = "api.anthropic.com,127.0.0.0/8"
+TEST_WEBHOOK_HOSTS = "hooks.slack.com,127.0.0.0/8"
+
 
 def pytest_configure(config):
     # Tests serve static files from the source folders: no collectstatic manifest needed.
     os.environ.setdefault("STATIC_MANIFEST", "0")
+    os.environ["MIGRATION_AUDIT_UPSTREAM_HOSTS"] = TEST_UPSTREAM_HOSTS
+    settings.MIGRATION_AUDIT_UPSTREAM_HOSTS = TEST_UPSTREAM_HOSTS.split(",")
+    os.environ["MIGRATION_AUDIT_WEBHOOK_HOSTS"] = TEST_WEBHOOK_HOSTS
+    settings.MIGRATION_AUDIT_WEBHOOK_HOSTS = TEST_WEBHOOK_HOSTS.split(",")
     settings.STORAGES = {
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -93,6 +102,8 @@ def child_env(**extra) -> dict:
         "DATABASE_URL": database_url_for_subprocess(),
         "SECRET_KEY": settings.SECRET_KEY,
         "STATIC_MANIFEST": "0",
+        "MIGRATION_AUDIT_UPSTREAM_HOSTS": TEST_UPSTREAM_HOSTS,
+        "MIGRATION_AUDIT_WEBHOOK_HOSTS": TEST_WEBHOOK_HOSTS,
     }
     env.update({key: str(value) for key, value in extra.items()})
     return env

@@ -2,7 +2,8 @@
 
 The NDJSON line schema is documented in migrations_audit/capture/README.md. A bad line or entry is
 rejected with its number and reason and never stops the good ones; each batch is stored in one
-transaction, so nothing is ever half-written.
+transaction, so nothing is ever half-written. A line or entry larger than MIGRATION_AUDIT_MAX_BODY_BYTES
+or nested deeper than MIGRATION_AUDIT_MAX_JSON_DEPTH is rejected alone, before it takes much memory.
 """
 
 import base64
@@ -10,19 +11,21 @@ import binascii
 import gc
 import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import ijson
+from django.conf import settings
 from django.db import transaction
 
+from migrations_audit.json_depth import json_nests_deeper, json_text_may_nest_deeper, max_json_depth
 from migrations_audit.models import Upstream
 
 from .recording import CapturedExchange, is_event_stream
-from .services import exchanges_record
+from .services import DATABASE_OUTAGE_ERRORS, exchanges_record
 
 # Each batch is stored in one transaction with a handful of queries, so larger batches cost less
 # per exchange; the byte limit keeps a batch of large bodies from taking too much memory.
@@ -33,6 +36,10 @@ HAR_BATCH_SIZE = 500
 MAX_REJECTIONS_LISTED = 1000
 # json.dumps(value, ensure_ascii=False), without building an encoder for every body.
 JSON_TEXT = json.JSONEncoder(ensure_ascii=False)
+# What reading a line or entry of unexpected shape may raise: the line or entry is rejected with it.
+SHAPE_ERRORS = (TypeError, ValueError, AttributeError, KeyError, OverflowError, RecursionError)
+# The rest of a line too long to keep is read and dropped this many bytes at a time.
+SKIP_CHUNK_BYTES = 1024 * 1024
 
 
 class IngestError(ValueError):
@@ -61,7 +68,21 @@ class IngestSummary:
         }
 
 
-def ndjson_ingest(*, upstream: Upstream, lines: Iterable[bytes]) -> IngestSummary:
+def ndjson_lines(stream, *, max_line_bytes: int | None = None) -> Iterator[bytes | None]:
+    """The lines of a binary stream, none held longer than `max_line_bytes` (the proxy's body limit):
+    a longer line is read past in chunks and given as None, to be rejected alone."""
+    limit = max_line_bytes or settings.MIGRATION_AUDIT_MAX_BODY_BYTES
+    while raw := stream.readline(limit + 1):
+        if len(raw) <= limit or raw.endswith(b"\n"):
+            yield raw
+            continue
+        while (rest := stream.readline(SKIP_CHUNK_BYTES)) and not rest.endswith(b"\n"):
+            pass
+        yield None
+
+
+def ndjson_ingest(*, upstream: Upstream, lines: Iterable[bytes | None]) -> IngestSummary:
+    """Store the good lines of an NDJSON upload, rejecting each bad one (None: a line too long to read)."""
     summary = IngestSummary()
     numbered = enumerate(lines, start=1)
     more = True
@@ -72,15 +93,20 @@ def ndjson_ingest(*, upstream: Upstream, lines: Iterable[bytes]) -> IngestSummar
     return summary
 
 
-def _ndjson_batch(numbered, summary: IngestSummary) -> tuple[list[CapturedExchange], bool]:
-    """The next batch of good lines, the bad ones rejected on the way; and whether lines remain."""
-    batch: list[CapturedExchange] = []
+def _ndjson_batch(numbered, summary: IngestSummary) -> tuple[list[tuple[int, CapturedExchange]], bool]:
+    """The next batch of good lines (with their numbers), the bad ones rejected on the way; and whether
+    lines remain."""
+    batch: list[tuple[int, CapturedExchange]] = []
     batch_bytes = 0
     for number, raw in numbered:
+        if raw is None:
+            limit = settings.MIGRATION_AUDIT_MAX_BODY_BYTES
+            summary.reject(number, f"the line is longer than {limit} bytes (MIGRATION_AUDIT_MAX_BODY_BYTES)")
+            continue
         if not raw.strip():
             continue
         try:
-            batch.append(captured_from_line(raw))
+            batch.append((number, captured_from_line(raw)))
         except IngestError as error:
             summary.reject(number, str(error))
             continue
@@ -120,21 +146,55 @@ def garbage_collection_paused():
                 gc.enable()
 
 
-def _store(upstream, batch, summary: IngestSummary, *, source: str) -> None:
+def _store(upstream, batch: list[tuple[int, CapturedExchange]], summary: IngestSummary, *, source: str):
+    """Store a batch in one transaction; if one of its exchanges cannot be stored (other than the
+    database being away), store them one by one, and reject the ones that fail with their reason."""
     if not batch:
         return
-    result = exchanges_record(upstream=upstream, captured=batch, source=source, dedupe=True)
-    summary.accepted += result.stored
-    summary.duplicates += result.duplicates
+    try:
+        results = [_record(upstream, [captured for _, captured in batch], source)]
+    except DATABASE_OUTAGE_ERRORS:
+        raise
+    except Exception:
+        results = []
+        for number, captured in batch:
+            try:
+                results.append(_record(upstream, [captured], source))
+            except DATABASE_OUTAGE_ERRORS:
+                raise
+            except Exception as error:
+                summary.reject(number, f"could not be stored ({type(error).__name__})")
+    for result in results:
+        summary.accepted += result.stored
+        summary.duplicates += result.duplicates
+
+
+def _record(upstream, captured: list[CapturedExchange], source: str):
+    return exchanges_record(upstream=upstream, captured=captured, source=source, dedupe=True)
 
 
 def captured_from_line(raw: bytes) -> CapturedExchange:
+    """One NDJSON line as a captured exchange, or IngestError saying why it cannot be one."""
     try:
         line = json.loads(raw)
-    except (ValueError, RecursionError) as error:
+    except RecursionError:
+        raise IngestError(f"nested deeper than {max_json_depth()} levels") from None
+    except ValueError as error:
         raise IngestError(f"not valid JSON: {error}") from None
     if not isinstance(line, dict):
         raise IngestError("each line must be a JSON object")
+    limit = max_json_depth()
+    if json_text_may_nest_deeper(raw, limit) and json_nests_deeper(line, limit):
+        raise IngestError(f"nested deeper than {limit} levels (MIGRATION_AUDIT_MAX_JSON_DEPTH)")
+    try:
+        return _captured_from_line(line)
+    except IngestError:
+        raise
+    except SHAPE_ERRORS as error:  # a shape no check above foresaw: this line only
+        raise IngestError(f"the line cannot be read ({type(error).__name__})") from None
+
+
+def _captured_from_line(line: dict) -> CapturedExchange:
     method = _text(line, "method", required=True).upper()
     path = _text(line, "path", required=True)
     if not path.startswith("/"):
@@ -218,8 +278,12 @@ def _timestamp(value) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise IngestError(f"started_at is not an ISO 8601 time: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        raise IngestError(f"started_at is not an ISO 8601 time: {value[:100]!r}") from None
+    try:
+        # In UTC, as it is stored: 0001-01-01T00:00:00+05:00 is before the first time there is.
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except OverflowError:
+        raise IngestError(f"started_at is out of range: {value[:100]!r}") from None
 
 
 # --- HAR ------------------------------------------------------------------------------------------
@@ -244,11 +308,13 @@ def har_import(
     """
     summary = IngestSummary()
     prefix = urlsplit(upstream.base_url).path.rstrip("/")
-    batch: list[CapturedExchange] = []
+    batch: list[tuple[int, CapturedExchange]] = []
     try:
         with transaction.atomic():
-            for number, entry in enumerate(ijson.items(stream, "log.entries.item", use_float=True), start=1):
+            for number, entry in har_entries(stream):
                 try:
+                    if isinstance(entry, IngestError):
+                        raise entry
                     captured = captured_from_har_entry(entry, upstream_slug=upstream.slug, base_path=prefix)
                 except IngestError as error:
                     summary.reject(number, str(error))
@@ -256,7 +322,7 @@ def har_import(
                 if captured is None:
                     summary.skipped += 1
                     continue
-                batch.append(captured)
+                batch.append((number, captured))
                 if len(batch) >= HAR_BATCH_SIZE:
                     _store(upstream, batch, summary, source="har")
                     batch = []
@@ -273,6 +339,107 @@ def har_import(
     return summary
 
 
+def har_entries(stream, *, max_depth: int | None = None, max_bytes: int | None = None):
+    """(number, entry) for each item of the HAR's `log.entries`, read as a stream; the entry is an
+    IngestError when it nests deeper than `max_depth` or holds more than about `max_bytes`.
+
+    Built here from the parser's basic events rather than by ijson.items, whose memory grows with the
+    square of the nesting depth (a 200 KB file of 100,000 nested arrays took 5 GB): what is not an
+    entry is only counted through, and an entry past a limit is dropped as soon as it passes it.
+    """
+    max_depth = max_depth or max_json_depth()
+    max_bytes = max_bytes or settings.MIGRATION_AUDIT_MAX_BODY_BYTES
+    frames: list[list] = []  # the containers open around the entries: [kind, current key]
+    ignored = 0  # depth inside a value that is not an entry
+    builder: _EntryBuilder | None = None
+    number = 0
+    for event, value in ijson.basic_parse(stream, use_float=True):
+        if builder is not None:
+            if builder.feed(event, value):
+                yield number, builder.outcome()
+                builder = None
+        elif ignored:
+            ignored += _DEPTH_CHANGE.get(event, 0)
+        elif event == "map_key":
+            frames[-1][1] = value
+        elif event in ("end_map", "end_array"):
+            frames.pop()
+        elif frames[:2] == ENTRIES_PATH and len(frames) == 3 and frames[2][0] == "array":
+            number += 1
+            builder = _EntryBuilder(max_depth=max_depth, max_bytes=max_bytes)
+            if builder.feed(event, value):
+                yield number, builder.outcome()
+                builder = None
+        elif event in ("start_map", "start_array"):
+            if len(frames) < 3:
+                frames.append(["map" if event == "start_map" else "array", None])
+            else:
+                ignored = 1
+
+
+ENTRIES_PATH = [["map", "log"], ["map", "entries"]]
+_DEPTH_CHANGE = {"start_map": 1, "start_array": 1, "end_map": -1, "end_array": -1}
+
+
+class _EntryBuilder:
+    """One JSON value built from the parser's events, given up on (and its memory freed) once it nests
+    past `max_depth` or grows past about `max_bytes`."""
+
+    def __init__(self, *, max_depth: int, max_bytes: int):
+        self.max_depth, self.max_bytes = max_depth, max_bytes
+        self.open: list = []  # the containers being filled, outermost first
+        self.keys: list = []  # the key awaiting a value in each open object
+        self.depth = 0  # containers open, still counted once given up on
+        self.size = 0
+        self.value = None
+        self.refusal: str | None = None
+
+    def feed(self, event: str, value) -> bool:
+        """Take one event; True once the value is complete."""
+        change = _DEPTH_CHANGE.get(event, 0)
+        self.depth += change
+        if self.refusal is not None:
+            return self.depth == 0
+        if change > 0:
+            if self.depth > self.max_depth:
+                return self._refuse(
+                    f"nested deeper than {self.max_depth} levels (MIGRATION_AUDIT_MAX_JSON_DEPTH)"
+                )
+            container = {} if event == "start_map" else []
+            self._add(container)
+            self.open.append(container)
+            self.keys.append(None)
+            self.size += 2
+        elif change < 0:
+            self.open.pop()
+            self.keys.pop()
+        elif event == "map_key":
+            self.keys[-1] = value
+            self.size += len(value) + 4
+        else:
+            self._add(value)
+            self.size += len(value) + 2 if isinstance(value, str) else 8
+        if self.size > self.max_bytes:
+            return self._refuse(f"larger than {self.max_bytes} bytes (MIGRATION_AUDIT_MAX_BODY_BYTES)")
+        return self.depth == 0
+
+    def _add(self, item) -> None:
+        if not self.open:
+            self.value = item
+        elif isinstance(self.open[-1], dict):
+            self.open[-1][self.keys[-1]] = item
+        else:
+            self.open[-1].append(item)
+
+    def _refuse(self, reason: str) -> bool:
+        self.refusal = reason
+        self.open, self.keys, self.value = [], [], None
+        return self.depth == 0
+
+    def outcome(self):
+        return IngestError(f"entry {self.refusal}") if self.refusal else self.value
+
+
 def _position(stream) -> int:
     try:
         return stream.tell()
@@ -284,7 +451,16 @@ def captured_from_har_entry(entry, *, upstream_slug: str, base_path: str) -> Cap
     """One HAR entry as a captured exchange; None for an entry that is not an API call (a page, an image)."""
     if not isinstance(entry, dict) or not isinstance(entry.get("request"), dict):
         raise IngestError("entry has no request object")
-    request, response = entry["request"], entry.get("response") or {}
+    try:
+        return _captured_from_har_entry(entry, upstream_slug=upstream_slug, base_path=base_path)
+    except IngestError:
+        raise
+    except SHAPE_ERRORS as error:  # a shape no check foresaw: this entry only
+        raise IngestError(f"entry cannot be read ({type(error).__name__})") from None
+
+
+def _captured_from_har_entry(entry: dict, *, upstream_slug: str, base_path: str) -> CapturedExchange | None:
+    request, response = entry["request"], _har_object(entry.get("response"), "response")
     url = request.get("url")
     method = request.get("method")
     if not isinstance(url, str) or not isinstance(method, str):
@@ -296,10 +472,10 @@ def captured_from_har_entry(entry, *, upstream_slug: str, base_path: str) -> Cap
             path = path[len(prefix) :]
     if not path.startswith("/v") and "/v1/" not in path:
         return None
-    request_headers = _har_headers(request.get("headers"))
-    response_headers = _har_headers(response.get("headers"))
-    post = request.get("postData") or {}
-    content = response.get("content") or {}
+    request_headers = _har_headers(request.get("headers"), "request headers")
+    response_headers = _har_headers(response.get("headers"), "response headers")
+    post = _har_object(request.get("postData"), "request postData")
+    content = _har_object(response.get("content"), "response content")
     body = content.get("text") or ""
     if not isinstance(body, str):
         raise IngestError("response content text must be a string")
@@ -311,10 +487,11 @@ def captured_from_har_entry(entry, *, upstream_slug: str, base_path: str) -> Cap
     else:
         response_body = body.encode("utf-8", errors="replace")
     mime = content.get("mimeType") or ""
-    if mime and "content-type" not in response_headers:
+    if mime and isinstance(mime, str) and "content-type" not in response_headers:
         response_headers["content-type"] = mime
     status = response.get("status")
-    status = status if isinstance(status, int) and 100 <= status <= 599 else None
+    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+        status = None
     duration = entry.get("time")
     post_text = post.get("text") or ""
     if not isinstance(post_text, str):
@@ -335,9 +512,21 @@ def captured_from_har_entry(entry, *, upstream_slug: str, base_path: str) -> Cap
     )
 
 
-def _har_headers(value) -> dict[str, str]:
+def _har_object(value, what: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise IngestError(f"{what} must be an object")
+    return value
+
+
+def _har_headers(value, what: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, list):
+        raise IngestError(f"{what} must be a list of {{name, value}}")
     headers: dict[str, str] = {}
-    for item in value or []:
+    for item in value:
         if (
             isinstance(item, dict)
             and isinstance(item.get("name"), str)

@@ -20,12 +20,19 @@ import aiohttp
 import httpx
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.utils.crypto import salted_hmac
 
 from migrations_audit.models import Upstream
 from migrations_audit.sse import SseParser
+from migrations_audit.upstream_guard import (
+    NOT_ALLOWED,
+    GuardedConnector,
+    UpstreamNotAllowed,
+    connection_error_text,
+)
 
 from .recording import CLIENT_HEADER, HOP_BY_HOP, CapturedExchange, is_event_stream
-from .services import exchanges_record, recorder_totals_record
+from .services import DATABASE_OUTAGE_ERRORS, exchanges_record, recorder_totals_record
 
 logger = logging.getLogger(__name__)
 UPSTREAM_CACHE_SECONDS = 5.0
@@ -63,8 +70,10 @@ class Recorder:
     """Takes finished exchanges off the request path and writes them in batches from a thread.
 
     Every exchange ends up recorded, dropped (queue full) or failed (the database stayed away past the
-    retries), counted per upstream; the totals are stored every `report_seconds` once the database
-    answers, so the dashboard can say what is missing."""
+    retries, or the exchange itself could not be stored), counted per upstream; the totals are stored
+    every `report_seconds` once the database answers, so the dashboard can say what is missing. Only
+    the database being away is waited out: an exchange that fails for any other reason fails alone,
+    at once, and the others of its batch are stored."""
 
     def __init__(self, *, name: str = "proxy", max_pending: int | None = None, batch_size: int = 200):
         self.queue: asyncio.Queue | None = None
@@ -114,11 +123,15 @@ class Recorder:
             for upstream_pk in list(unwritten):
                 try:
                     await sync_to_async(_store, thread_sensitive=False)({upstream_pk: unwritten[upstream_pk]})
-                except Exception:
+                except DATABASE_OUTAGE_ERRORS:
                     # The database may be restarting: keep the exchanges and try again for a while.
                     logger.exception(
                         "recording %d exchanges failed (attempt %d)", len(unwritten[upstream_pk]), attempt
                     )
+                except Exception:
+                    left = await self._write_one_by_one(upstream_pk, unwritten.pop(upstream_pk))
+                    if left:  # the database went away meanwhile
+                        unwritten[upstream_pk] = left
                 else:
                     written = len(unwritten.pop(upstream_pk))
                     self.tallies[upstream_pk].recorded += written
@@ -130,6 +143,23 @@ class Recorder:
             logger.error("gave up recording %d exchanges: the database stayed unavailable", len(exchanges))
             self.tallies[upstream_pk].failed += len(exchanges)
             self._writing -= len(exchanges)
+
+    async def _write_one_by_one(self, upstream_pk: int, exchanges: list[CapturedExchange]):
+        """Store each exchange alone, counting the ones that fail as failed; the ones left unwritten
+        when the database goes away meanwhile are returned, to be retried with the batch."""
+        for index, captured in enumerate(exchanges):
+            try:
+                await sync_to_async(_store, thread_sensitive=False)({upstream_pk: [captured]})
+            except DATABASE_OUTAGE_ERRORS:
+                return exchanges[index:]
+            except Exception as error:
+                # The type only: the message of an error about this exchange may quote its content.
+                logger.error("an exchange could not be recorded: %s", type(error).__name__)
+                self.tallies[upstream_pk].failed += 1
+            else:
+                self.tallies[upstream_pk].recorded += 1
+            self._writing -= 1
+        return []
 
     async def _report_every(self) -> None:
         while True:
@@ -190,16 +220,20 @@ class ProxyApp:
         self._routes: dict[str, tuple[float, UpstreamRoute | None]] = {}
         self._client: aiohttp.ClientSession | None = None
         self._counter = 0
+        self.via = proxy_via()
 
     @property
     def client(self) -> aiohttp.ClientSession:
         # aiohttp rather than httpx here: at a hundred concurrent connections httpx's pool became the
         # bottleneck of the proxy (bench/proxy.py). Bytes are forwarded as they come, not decompressed.
         if self._client is None:
+            # Connects only where MIGRATION_AUDIT_UPSTREAM_HOSTS allows (see upstream_guard).
             self._client = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=2000, limit_per_host=0, keepalive_timeout=30),
+                connector=GuardedConnector(limit=2000, limit_per_host=0, keepalive_timeout=30),
                 timeout=aiohttp.ClientTimeout(
-                    total=None, sock_connect=10, sock_read=settings.MIGRATION_AUDIT_PROXY_TIMEOUT
+                    total=None,
+                    sock_connect=settings.MIGRATION_AUDIT_UPSTREAM_CONNECT_TIMEOUT,
+                    sock_read=settings.MIGRATION_AUDIT_PROXY_TIMEOUT,
                 ),
                 auto_decompress=False,
                 skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
@@ -212,6 +246,12 @@ class ProxyApp:
             return
         if scope["path"] == HEALTH_PATH:
             await _send_json(send, 200, {"status": "ok", **self.recorder.counts()})
+            return
+        if _went_through(scope, self.via):
+            # An upstream that points back at this proxy: answered at once, not forwarded again.
+            await _send_error(
+                send, 508, "api_error", "Loop detected: the request already went through this proxy."
+            )
             return
         if self.root_slug:
             slug, path = self.root_slug, scope["path"]
@@ -279,8 +319,11 @@ class ProxyApp:
         forwarded = [
             (name, value)
             for name, value in request_headers.items()
-            if name not in HOP_BY_HOP and name != CLIENT_HEADER
+            if name not in HOP_BY_HOP and name not in (CLIENT_HEADER, "via")
         ]
+        forwarded.append(
+            ("via", f"{request_headers['via']}, {self.via}" if "via" in request_headers else self.via)
+        )
         url = upstream_url(route.base_url, path, query)
         if url is None:
             await _send_error(send, 400, "invalid_request_error", "The path does not stay on the upstream.")
@@ -301,18 +344,21 @@ class ProxyApp:
             # The status is passed on only once the body starts: an upstream that sends its headers
             # and then stalls or hangs up still gets the client a 504 or 502, not a truncated 200.
             first_chunk = await response.content.readany()
+            _stream_idle_timeout(response)
         except TimeoutError as error:
             if response is not None:
                 response.close()
-            captured.error = f"upstream timed out: {type(error).__name__}: {error}"
+            captured.error = f"upstream timed out: {connection_error_text(error)}"
             await _send_error(send, 504, "api_error", "The upstream API did not answer in time.")
             self._record(route, captured, started, status=504)
             return
         except aiohttp.ClientError as error:
             if response is not None:
                 response.close()
-            captured.error = f"upstream unreachable: {type(error).__name__}: {error}"
-            await _send_error(send, 502, "api_error", "The upstream API could not be reached.")
+            captured.error = f"upstream unreachable: {connection_error_text(error)}"
+            refused = isinstance(error, UpstreamNotAllowed)
+            message = f"The {NOT_ALLOWED}." if refused else "The upstream API could not be reached."
+            await _send_error(send, 502, "api_error", message)
             self._record(route, captured, started, status=502)
             return
         if first_chunk:
@@ -347,7 +393,7 @@ class ProxyApp:
             await send({"type": "http.response.body", "body": b""})
         except (aiohttp.ClientError, TimeoutError) as error:
             # The upstream cut the stream: end the client's stream the same way, and keep what came.
-            captured.error = f"upstream connection lost mid-response: {type(error).__name__}: {error}"
+            captured.error = f"upstream connection lost mid-response: {connection_error_text(error)}"
             raise UpstreamDropped(captured.error) from None
         finally:
             response.close()
@@ -384,6 +430,27 @@ class ProxyApp:
                     await self._client.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def proxy_via() -> str:
+    """This install's Via entry (the same in every proxy process): a request that carries it
+    already went through the proxy."""
+    token = salted_hmac("migrations_audit.proxy.via", "loop", secret=settings.SECRET_KEY).hexdigest()[:16]
+    return f"1.1 migration-audit-{token}"
+
+
+def _went_through(scope, via: str) -> bool:
+    pseudonym = via.split(" ", 1)[1].encode()
+    return any(name.lower() == b"via" and pseudonym in value for name, value in scope["headers"])
+
+
+def _stream_idle_timeout(response: aiohttp.ClientResponse) -> None:
+    """Once an event stream's first chunk came (within the read timeout), its next chunks may be
+    further apart than the reads of a non-streaming answer."""
+    protocol = response.connection.protocol if response.connection is not None else None
+    if protocol is not None and is_event_stream({"content-type": response.content_type}):
+        protocol.read_timeout = settings.MIGRATION_AUDIT_PROXY_STREAM_IDLE_TIMEOUT
+        protocol.start_timeout()  # counts from now, with the longer timeout
 
 
 class UpstreamDropped(Exception):

@@ -1,5 +1,6 @@
 """Store captured exchanges: one place for every entry point (proxy, ingest, HAR)."""
 
+import logging
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -7,7 +8,15 @@ from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, connections, router, transaction
+from django.db import (
+    InterfaceError,
+    InternalError,
+    OperationalError,
+    connection,
+    connections,
+    router,
+    transaction,
+)
 from django.db.models import F
 from django.utils import timezone
 
@@ -17,8 +26,13 @@ from migrations_audit.models import Client, Exchange, HarImport, RecorderTotals,
 
 from .recording import CapturedExchange, ClientIdentity, exchange_build
 
+logger = logging.getLogger(__name__)
 # Six parameters a row: well under SQLite's and PostgreSQL's limits on parameters per statement.
 TRAFFIC_DAYS_PER_UPSERT = 1000
+# The database being away (refused or reset connections, a locked SQLite file, a read-only failover):
+# worth trying again later. Any other error comes from what is being stored, and trying again would
+# fail the same way.
+DATABASE_OUTAGE_ERRORS = (OperationalError, InterfaceError, InternalError)
 
 
 @dataclass
@@ -66,7 +80,12 @@ def exchanges_record(
         rows_insert(Exchange, exchanges)
         traffic_days_add(upstream=upstream, exchanges=exchanges)
     summary.stored = len(exchanges)
-    request_findings_record(exchanges=exchanges)
+    try:
+        with transaction.atomic():
+            request_findings_record(exchanges=exchanges)
+    except Exception:
+        # The exchanges are stored: raising would make a caller store them again.
+        logger.exception("checking %d stored exchanges against the request rules failed", len(exchanges))
     return summary
 
 
@@ -228,7 +247,8 @@ def har_import_queue(*, upstream: Upstream, uploaded, created_by=None) -> HarImp
 
 
 def har_import_run(*, job_id: int) -> HarImport:
-    """Import a queued HAR file, updating the job's progress as it streams. Safe to run twice."""
+    """Import a queued HAR file, updating the job's progress as it streams. Safe to run twice; the job
+    always ends done or failed, and the uploaded file is deleted either way."""
     from .ingest import IngestError, har_import
 
     claimed = HarImport.objects.filter(pk=job_id, state=HarImport.State.QUEUED).update(
@@ -236,6 +256,12 @@ def har_import_run(*, job_id: int) -> HarImport:
     )
     job = HarImport.objects.get(pk=job_id)
     if not claimed:
+        if job.state == HarImport.State.RUNNING:
+            # Delivered again while it says it is running: the worker that ran it was lost (killed, out
+            # of memory). Trying the same file again could lose the next one; the job says so instead.
+            _har_import_fail(job, "the import stopped: its worker was lost; nothing was imported")
+            Path(job.stored_path).unlink(missing_ok=True)
+            job.refresh_from_db()
         return job
 
     def progress(update):
@@ -251,9 +277,12 @@ def har_import_run(*, job_id: int) -> HarImport:
         with open(job.stored_path, "rb") as stream:
             summary = har_import(upstream=job.upstream, stream=stream, on_progress=progress)
     except (IngestError, OSError) as error:
-        HarImport.objects.filter(pk=job_id).update(
-            state=HarImport.State.FAILED, error=str(error), finished_at=timezone.now(), stored=0
-        )
+        _har_import_fail(job, str(error))
+    except Exception as error:
+        # Whatever it was, the job says it failed rather than "Importing" for ever. Only the type is
+        # kept and logged: a message or a traceback's may quote the file, and the file may hold keys.
+        logger.error("HAR import %d failed: %s", job_id, type(error).__name__)
+        _har_import_fail(job, f"the import failed ({type(error).__name__}); nothing was imported")
     else:
         HarImport.objects.filter(pk=job_id).update(
             state=HarImport.State.DONE,
@@ -265,6 +294,14 @@ def har_import_run(*, job_id: int) -> HarImport:
             error="\n".join(f"entry {r['line']}: {r['reason']}" for r in summary.rejections[:50]),
             finished_at=timezone.now(),
         )
-    Path(job.stored_path).unlink(missing_ok=True)
+    finally:
+        # Imported or failed, the upload goes: it holds the clients' raw keys.
+        Path(job.stored_path).unlink(missing_ok=True)
     job.refresh_from_db()
     return job
+
+
+def _har_import_fail(job: HarImport, message: str) -> None:
+    HarImport.objects.filter(pk=job.pk).update(
+        state=HarImport.State.FAILED, error=message, finished_at=timezone.now(), stored=0
+    )

@@ -4,6 +4,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from migrations_audit.json_depth import json_nests_deeper, json_text_may_nest_deeper, max_json_depth
 from migrations_audit.sse import parse_sse
 
 from .changes import Change
@@ -41,9 +42,13 @@ class ResponseSnapshot:
         if not self.body:
             return None
         try:
-            return json.loads(self.body)
+            value = json.loads(self.body)
         except (ValueError, RecursionError):  # nesting deeper than Python's stack: compared as text
             return self.body.decode("utf-8", errors="replace")
+        limit = max_json_depth()
+        if json_text_may_nest_deeper(self.body, limit) and json_nests_deeper(value, limit):
+            return self.body.decode("utf-8", errors="replace")  # the diff walks it recursively
+        return value
 
     @property
     def accepted(self) -> bool:

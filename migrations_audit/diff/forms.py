@@ -14,7 +14,7 @@ class DifferenceFilterForm(forms.Form):
     an error, not an empty page."""
 
     run = forms.ModelChoiceField(queryset=ReplayRun.objects.none(), required=False, empty_label="Any run")
-    pair = forms.ChoiceField(required=False, label="Versions")
+    pair = forms.CharField(required=False, label="Versions", widget=forms.Select)
     client = forms.ModelChoiceField(queryset=Client.objects.none(), required=False, empty_label="Any client")
     classification = forms.ChoiceField(
         required=False, label="Class", choices=[("", "Breaking and additive"), *Classification.choices]
@@ -36,9 +36,23 @@ class DifferenceFilterForm(forms.Form):
             .distinct()
             .order_by("version_from", "version_to")
         )
-        self.fields["pair"].choices = [("", "Any versions")] + [
+        # The list offers the pairs that have differences; any pair of the upstream's versions is
+        # accepted (a report links to its pair before a replay compared it).
+        self.fields["pair"].widget.choices = [("", "Any versions")] + [
             (f"{a}{PAIR_SEPARATOR}{b}", f"{a} → {b}") for a, b in pairs
         ]
+        self.versions = set(upstream.versions.values_list("name", flat=True))
+
+    def clean_pair(self):
+        pair = self.cleaned_data["pair"]
+        if not pair:
+            return ""
+        version_from, separator, version_to = pair.partition(PAIR_SEPARATOR)
+        unknown = [v for v in (version_from, version_to) if v not in self.versions]
+        if not separator or unknown:
+            known = ", ".join(sorted(self.versions))
+            raise forms.ValidationError(f"“{pair}” is not FROM..TO of this upstream's versions ({known}).")
+        return pair
 
     def selection(self) -> dict:
         """Keyword arguments of diff.selectors.signatures_for_upstream."""

@@ -205,3 +205,25 @@ def request_findings_summary(*, upstream: Upstream, version: str) -> RequestFind
             for client_id, rejected in per_client
         ],
     )
+
+
+def request_findings_by_client(*, upstream: Upstream, version: str) -> list[dict]:
+    """(rule, client, exchanges) rows of the requests `version` rejects: what the release gate
+    counts and what an acknowledgement covers (a request finding is acknowledged per client).
+    Grouped by ids alone (rules are looked up apart): joining each finding to its rule cost more
+    than the count itself."""
+    rows = list(
+        RequestFinding.objects.filter(upstream=upstream, version=version)
+        .values("rule_id", "client_id")
+        .annotate(exchanges=Count("exchange", distinct=True))
+        .order_by()
+    )
+    rules = {
+        rule["pk"]: rule
+        for rule in upstream.changelog_rules.filter(pk__in={row["rule_id"] for row in rows}).values(
+            "pk", "key", "title"
+        )
+    }
+    for row in rows:
+        row["rule__key"], row["rule__title"] = rules[row["rule_id"]]["key"], rules[row["rule_id"]]["title"]
+    return sorted(rows, key=lambda row: (row["rule__key"], row["client_id"] or 0))

@@ -506,11 +506,18 @@ def _storable(value):
 
 
 def _findings_settle(diffs: list[_ExchangeDiff]) -> None:
-    """What the replay answered settles the request check's findings for that version: rejected at
-    the finding's field (or with no field named) confirms it, accepted contradicts it."""
+    """What the replay answered settles the request check's findings for that version: accepted
+    contradicts them; rejected confirms each finding when the error names its field, names no field,
+    or names the field of another finding of the same request. The API reports only the first fault
+    it meets, so a request that breaks two rules is rejected for one of them: the request check
+    predicted that rejection too, and the other rule's finding is not left "not replayed yet"."""
     outcomes = {diff.exchange.pk: diff.replayed for diff in diffs}
+    findings = list(RequestFinding.objects.filter(exchange_id__in=list(outcomes)))
+    flagged: dict[tuple[int, str], list[str]] = {}
+    for finding in findings:
+        flagged.setdefault((finding.exchange_id, finding.version), []).append(finding.field)
     changed = []
-    for finding in RequestFinding.objects.filter(exchange_id__in=list(outcomes)):
+    for finding in findings:
         outcome = outcomes[finding.exchange_id].get(finding.version)
         if outcome is None or outcome.status is None:
             continue
@@ -520,7 +527,9 @@ def _findings_settle(diffs: list[_ExchangeDiff]) -> None:
             body = outcome.json()
             error = body.get("error") if isinstance(body, dict) else None
             named = error_field(error.get("message")) if isinstance(error, dict) else None
-            confirmed = True if named is None or fields_related(named, finding.field) else None
+            fields = flagged[(finding.exchange_id, finding.version)]
+            predicted = named is None or any(fields_related(named, field) for field in fields)
+            confirmed = True if predicted else None
         if finding.confirmed != confirmed:
             finding.confirmed = confirmed
             changed.append(finding)

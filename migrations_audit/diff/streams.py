@@ -9,6 +9,8 @@ import json
 from dataclasses import dataclass
 from itertools import pairwise
 
+from migrations_audit.json_depth import json_nests_deeper, json_text_may_nest_deeper, max_json_depth
+
 from .changes import Change
 from .json_diff import json_diff
 
@@ -106,6 +108,9 @@ def _parse(data: str):
         except (StopIteration, ValueError, RecursionError):
             return data
         if end == len(data) or data[end:].isspace():
+            limit = max_json_depth()
+            if json_text_may_nest_deeper(data, limit) and json_nests_deeper(obj, limit):
+                return data  # the diff walks it recursively: past the depth, compared as text
             return obj
     return data
 

@@ -2,6 +2,7 @@
 
 import argparse
 import logging
+from datetime import date
 
 import uvicorn
 
@@ -30,6 +31,21 @@ def main(argv=None):
             metavar="P",
             help=f"share of requests answered with fault {fault} (0..1)",
         )
+    parser.add_argument(
+        "--as-of",
+        type=date.fromisoformat,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="answer as the API did that day: later models and models retired by then are unknown (404)",
+    )
+    parser.add_argument(
+        "--pad-stream-json",
+        action="store_true",
+        help="pad the JSON of stream data: lines with spaces before its closing brace, as real streams do",
+    )
+    parser.add_argument(
+        "--batch-seconds", type=float, default=0.0, help="how long a message batch stays in_progress"
+    )
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
     options = ServerOptions(
@@ -39,6 +55,9 @@ def main(argv=None):
             max_body_bytes=args.max_body_bytes,
             api_keys=frozenset(args.api_key),
             retry_after_seconds=args.retry_after,
+            as_of=args.as_of,
+            pad_stream_json=args.pad_stream_json,
+            batch_seconds=args.batch_seconds,
         ),
         first_token_delay_ms=args.first_token_delay_ms,
         event_delay_ms=args.event_delay_ms,

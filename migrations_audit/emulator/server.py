@@ -92,9 +92,10 @@ class EmulatorApp:
         arrived = time.time()
         try:
             fault = self._fault_for(headers)
+            query = scope.get("query_string", b"").decode("latin-1")
             response = respond(
                 scope["method"],
-                path,
+                f"{path}?{query}" if query else path,
                 headers,
                 body,
                 options=self._core_options(headers),
@@ -158,8 +159,17 @@ class EmulatorApp:
                 left.cancel()
 
     def _core_options(self, headers) -> EmulatorOptions:
-        if headers.get("x-emulator-vary", "").lower() in ("1", "true", "yes"):
-            return EmulatorOptions(**{**self.options.core.__dict__, "vary": True})
+        """The server's options, with what the per-request headers switch on."""
+        switched = {
+            option: True
+            for option, header in (
+                ("vary", "x-emulator-vary"),
+                ("pad_stream_json", "x-emulator-pad-stream-json"),
+            )
+            if headers.get(header, "").lower() in ("1", "true", "yes")
+        }
+        if switched:
+            return EmulatorOptions(**{**self.options.core.__dict__, **switched})
         return self.options.core
 
     def _fault_for(self, headers) -> str | None:

@@ -11,10 +11,18 @@ from .diff import (
     RequestFinding,
 )
 from .replay import RateLimiterState, ReplayAttempt, ReplayResult, ReplayRun
-from .reports import ReportDefinition, ReportSnapshot
+from .reports import (
+    Acknowledgement,
+    AcknowledgementEvent,
+    ReportDefinition,
+    ReportDelivery,
+    ReportSnapshot,
+)
 from .tracking import Migration, MigrationClientState, Status, StatusChange
 
 __all__ = [
+    "Acknowledgement",
+    "AcknowledgementEvent",
     "ApiToken",
     "ApiVersion",
     "ChangelogRule",
@@ -34,6 +42,7 @@ __all__ = [
     "ReplayResult",
     "ReplayRun",
     "ReportDefinition",
+    "ReportDelivery",
     "ReportSnapshot",
     "RequestFinding",
     "Status",

@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.db import models
 
+from migrations_audit.upstream_guard import validate_base_url, validate_replay_key_env
+
 
 class Team(models.Model):
     name = models.CharField(max_length=100)
@@ -45,7 +47,9 @@ class Upstream(models.Model):
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=100, unique=True, help_text="Clients use /proxy/<slug>/ as base URL.")
     base_url = models.URLField(
-        help_text="Where the proxy and replays send requests, e.g. https://api.anthropic.com"
+        help_text="Where the proxy and replays send requests, e.g. https://api.anthropic.com "
+        "(a host the operator allows in MIGRATION_AUDIT_UPSTREAM_HOSTS).",
+        validators=[validate_base_url],
     )
     version_header = models.CharField(max_length=100, default="anthropic-version")
     baseline_version = models.CharField(max_length=50, blank=True)
@@ -68,7 +72,12 @@ class Upstream(models.Model):
     record_one_in = models.PositiveIntegerField(default=1, help_text="Record one exchange in N (1 = all).")
     # Replay credentials: the name of an environment variable, or a secret entered once and stored
     # encrypted (see migrations_audit.crypto). Never taken from recorded traffic.
-    replay_key_env = models.CharField(max_length=100, blank=True)
+    replay_key_env = models.CharField(
+        max_length=100,
+        blank=True,
+        validators=[validate_replay_key_env],
+        help_text="An environment variable named MIGRATION_AUDIT_REPLAY_KEY_<NAME>.",
+    )
     replay_key_encrypted = models.TextField(blank=True, editable=False)
     replay_key_header = models.CharField(max_length=100, default="x-api-key")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -91,7 +91,6 @@ class DifferenceSignature(models.Model):
     example = models.ForeignKey(Exchange, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # The share of sampled repeats where a noise signature varied, as last measured.
     noise_rate = models.FloatField(null=True, blank=True)
-    acknowledged = models.BooleanField(default=False)
     first_seen_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(auto_now=True)
 

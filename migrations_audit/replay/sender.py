@@ -21,6 +21,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from migrations_audit.sse import SseParser, stream_malformation
+from migrations_audit.upstream_guard import GuardedConnector, UpstreamNotAllowed, connection_error_text
 
 
 @dataclass
@@ -41,6 +42,8 @@ class Outcome:
     streamed: bool = False
     events: list[dict] | None = None
     error: str = ""
+    # An error that trying again cannot change (the address is not allowed): not retried.
+    final: bool = False
     retry_after: float | None = None
     started_at: datetime = field(default_factory=timezone.now)
     duration_ms: float = 0.0
@@ -72,8 +75,12 @@ class Sender:
     async def _send_all(self, requests: list[ReplayRequest]) -> list[Outcome]:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=200, limit_per_host=0, keepalive_timeout=30),
-                timeout=aiohttp.ClientTimeout(total=settings.REPLAY_TIMEOUT_SECONDS, connect=10),
+                # Connects only where MIGRATION_AUDIT_UPSTREAM_HOSTS allows (see upstream_guard).
+                connector=GuardedConnector(limit=200, limit_per_host=0, keepalive_timeout=30),
+                timeout=aiohttp.ClientTimeout(
+                    total=settings.REPLAY_TIMEOUT_SECONDS,
+                    sock_connect=settings.MIGRATION_AUDIT_UPSTREAM_CONNECT_TIMEOUT,
+                ),
                 # The raw bytes, as capture keeps them: a gzip answer stays gzip.
                 auto_decompress=False,
                 skip_auto_headers=("User-Agent",),
@@ -89,8 +96,13 @@ class Sender:
         started = time.perf_counter()
         chunks: list[bytes] = []
         try:
+            # A redirect is an answer to compare, as the proxy recorded it: never followed.
             async with self._session.request(
-                request.method, request.url, headers=request.headers, data=request.body or None
+                request.method,
+                request.url,
+                headers=request.headers,
+                data=request.body or None,
+                allow_redirects=False,
             ) as response:
                 outcome.status = response.status
                 outcome.headers = {name.lower(): value for name, value in response.headers.items()}
@@ -109,7 +121,8 @@ class Sender:
                     outcome.events = events
                     outcome.error = stream_malformation(events)
         except (aiohttp.ClientError, TimeoutError) as error:
-            outcome.error = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            outcome.error = connection_error_text(error)
+            outcome.final = isinstance(error, UpstreamNotAllowed)
         outcome.body = b"".join(chunks)
         outcome.duration_ms = (time.perf_counter() - started) * 1000
         return outcome

@@ -78,7 +78,11 @@ def run_start(
         raise ReplayError(f"{upstream.name} has no version {', '.join(unknown)} (it has {', '.join(known)}).")
     if not 0 <= noise_sample_rate <= 1:
         raise ReplayError("The noise sample rate is a share between 0 and 1.")
-    if core_services.upstream_replay_key(upstream=upstream) is None:
+    try:
+        key = core_services.upstream_replay_key(upstream=upstream)
+    except core_services.ReplayKeyRefused as error:
+        raise ReplayError(str(error)) from None
+    if key is None:
         raise ReplayError(
             f"{upstream.name} has no replay credential: set one in its settings "
             "(replays never reuse recorded keys)."
@@ -272,7 +276,11 @@ def results_execute(*, result_ids: list[int]) -> None:
         _queue([r.pk for r in later], countdown=wait)
     # In quarters at least, so that sending one overlaps with recording the one before.
     most = min(ratelimit.batch_size(upstream=upstream, max_wait=SHORT_WAIT), max(1, -(-len(ready) // 4)))
-    key = core_services.upstream_replay_key(upstream=upstream) or ""
+    try:
+        key = core_services.upstream_replay_key(upstream=upstream) or ""
+    except core_services.ReplayKeyRefused as error:
+        _run_fail(run, str(error))
+        return
     waited = 0.0
     # Two sub-batches in flight at most: one being sent while the one before it is recorded.
     sending: tuple[list[ReplayResult], concurrent.futures.Future] | None = None
@@ -319,6 +327,18 @@ def results_execute(*, result_ids: list[int]) -> None:
         sending = started
     _exchanges_finished(run.pk, {result.exchange_id for result in results}, held=held)
     _run_complete_if_done(run.pk)
+
+
+def _run_fail(run: ReplayRun, error: str) -> None:
+    """Stop a run that must not send anything, saying why on the run and on each open result."""
+    now = timezone.now()
+    with transaction.atomic():
+        ReplayRun.objects.filter(pk=run.pk, status=ReplayRun.Status.RUNNING).update(
+            status=ReplayRun.Status.FAILED, finished_at=now, error=error
+        )
+        ReplayResult.objects.filter(run_id=run.pk, state__in=OPEN).update(
+            state=Status.FAILED, leased_until=None, error=error, finished_at=now
+        )
 
 
 # What a batch reads of its results and their exchanges: what a claim, a request and a record need.
@@ -521,7 +541,7 @@ def _record(run: ReplayRun, results: list[ReplayResult], outcomes: list[Outcome]
         )
         result.leased_until = None
         result.status = outcome.status
-        if transient and result.tries < settings.REPLAY_MAX_TRIES:
+        if transient and not outcome.final and result.tries < settings.REPLAY_MAX_TRIES:
             delay = min(settings.REPLAY_BACKOFF_SECONDS * 2 ** (result.tries - 1), 60.0)
             delay = max(delay, outcome.retry_after or 0.0) + random.random() * delay * 0.25
             result.state = Status.RETRYING

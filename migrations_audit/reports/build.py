@@ -1,11 +1,24 @@
-"""The content of a compatibility report, as a JSON-ready payload (schema: schema/report-v1.json)."""
+"""The content of a compatibility report, as a JSON-ready payload (schema: schema/report-v2.json)."""
 
+from django.db.models import Sum
 from django.utils import timezone
 
+from migrations_audit import selectors
 from migrations_audit.diff import selectors as diff_selectors
-from migrations_audit.models import DifferenceSignature, Migration, Upstream
+from migrations_audit.models import (
+    Acknowledgement,
+    Client,
+    ComparisonTally,
+    DifferenceSignature,
+    Migration,
+    Upstream,
+)
+from migrations_audit.tracking.verdicts import clients_affected_report
 
-SCHEMA_VERSION = 1
+from .acknowledgements import acknowledgements_active, request_findings_open
+from .findings import gate_evaluate, request_signature, trend_compute
+
+SCHEMA_VERSION = 2
 
 
 def report_payload(
@@ -21,30 +34,55 @@ def report_payload(
     signatures = list(
         diff_selectors.signatures_for_upstream(
             upstream=upstream, version_from=version_from, version_to=version_to
-        ).prefetch_related("clients")
+        )
     )
-    differences = [_difference(signature) for signature in signatures]
+    names = _client_names(signatures)
+    acknowledged = {
+        acknowledgement.signature: acknowledgement
+        for acknowledgement in acknowledgements_active(upstream=upstream).select_related("created_by")
+    }
+    differences = [
+        _difference(signature, acknowledged.get(signature.signature), names.get(signature.pk, []))
+        for signature in signatures
+    ]
     findings = diff_selectors.request_findings_summary(upstream=upstream, version=version_to)
-    request_rules = [
-        {
-            "rule": row.rule.key,
-            "title": row.rule.title,
-            "exchanges": row.exchanges,
-            "clients": row.clients,
-            "confirmed": row.confirmed,
-            "contradicted": row.contradicted,
-        }
-        for row in findings.rules
-    ]
-    clients = [
-        {
-            "client": row.client.display_name if row.client else "unidentified",
-            "exchanges_checked": row.exchanges_checked,
-            "exchanges_rejected": row.exchanges_rejected,
-        }
-        for row in findings.clients
-    ]
+    by_rule: dict[str, list[dict]] = {}
+    for found in request_findings_open(upstream=upstream, version=version_to):
+        by_rule.setdefault(found.rule_key, []).append(
+            {
+                "client": found.client.display_name if found.client else "unidentified",
+                "signature": found.signature,
+                "exchanges": found.exchanges,
+                "acknowledgeable": found.client is not None,
+                "acknowledged": found.signature in acknowledged,
+                "acknowledgement": _acknowledgement(acknowledged.get(found.signature)),
+            }
+        )
+    request_rules = []
+    for row in findings.rules:
+        clients = by_rule.get(row.rule.key, [])
+        request_rules.append(
+            {
+                "rule": row.rule.key,
+                "signature": request_signature(
+                    version_to=version_to, rule_key=row.rule.key, client_identity=None
+                ),
+                "title": row.rule.title,
+                "exchanges": row.exchanges,
+                "clients": row.clients,
+                "confirmed": row.confirmed,
+                "contradicted": row.contradicted,
+                "acknowledged": bool(clients) and all(client["acknowledged"] for client in clients),
+                "by_client": clients,
+            }
+        )
+    # Affected on their own evidence (the request check on their requests, or replays of their
+    # exchanges), as every page and the board count them.
+    clients = clients_affected_report(upstream=upstream, version_from=version_from, version_to=version_to)
     breaking = [d for d in differences if d["classification"] == "breaking"]
+    compared = ComparisonTally.objects.filter(
+        upstream=upstream, version_from=version_from, version_to=version_to
+    ).aggregate(n=Sum("exchanges"))["n"]
     payload = {
         "schema_version": SCHEMA_VERSION,
         "generated_at": timezone.now().isoformat(),
@@ -56,7 +94,9 @@ def report_payload(
             "breaking": len(breaking) + len(request_rules),
             "additive": sum(1 for d in differences if d["classification"] == "additive"),
             "unexplained": sum(1 for d in differences if not d["explained"]),
-            "blocking": sum(1 for d in breaking if not d["acknowledged"]) + len(request_rules),
+            "blocking": sum(1 for d in breaking if not d["acknowledged"])
+            + sum(1 for rule in request_rules for client in rule["by_client"] if not client["acknowledged"]),
+            "exchanges_compared": compared or 0,
             "clients_affected": len(clients),
             "exchanges_checked": findings.exchanges_checked,
             "exchanges_rejected": findings.exchanges_rejected,
@@ -66,12 +106,51 @@ def report_payload(
         "request_rules": request_rules,
         "clients_affected": clients,
         "migration": _migration(migration) if migration else None,
+        "versions_in_use": _versions_in_use(upstream),
     }
+    payload["gate"] = gate_evaluate(payload)
     payload["trend"] = trend_compute(previous=previous, current=payload)
     return payload
 
 
-def _difference(signature: DifferenceSignature) -> dict:
+def _versions_in_use(upstream: Upstream) -> dict:
+    overall = selectors.versions_in_use(upstream=upstream, windows=(7, 30))
+    return {
+        "last_7_days": overall[7],
+        "last_30_days": overall[30],
+        "by_client": selectors.versions_in_use_by_client(upstream=upstream),
+    }
+
+
+def _acknowledgement(acknowledgement: Acknowledgement | None) -> dict | None:
+    if acknowledgement is None:
+        return None
+    return {
+        "reason": acknowledgement.reason,
+        "expires_on": acknowledgement.expires_on.isoformat() if acknowledgement.expires_on else None,
+        "by": acknowledgement.created_by.get_username() if acknowledgement.created_by else None,
+        "at": acknowledgement.created_at.isoformat(),
+    }
+
+
+def _client_names(signatures: list[DifferenceSignature]) -> dict[int, list[str]]:
+    """Signature id -> the names of its clients, from the link rows and each client loaded once
+    (a prefetch would build a client object per link: thousands of signatures times their clients)."""
+    links = list(
+        DifferenceSignature.clients.through.objects.filter(
+            differencesignature_id__in=[signature.pk for signature in signatures]
+        ).values_list("differencesignature_id", "client_id")
+    )
+    clients = Client.objects.in_bulk({client_id for _, client_id in links})
+    names: dict[int, list[str]] = {}
+    for signature_id, client_id in links:
+        names.setdefault(signature_id, []).append(clients[client_id].display_name)
+    return names
+
+
+def _difference(
+    signature: DifferenceSignature, acknowledgement: Acknowledgement | None, clients: list[str]
+) -> dict:
     return {
         "signature": signature.signature,
         "kind": signature.kind,
@@ -81,12 +160,13 @@ def _difference(signature: DifferenceSignature) -> dict:
         "rule": signature.rule.key if signature.rule else None,
         "rule_title": signature.rule.title if signature.rule else None,
         "explained": signature.rule_id is not None,
-        "acknowledged": signature.acknowledged,
+        "acknowledged": acknowledgement is not None,
+        "acknowledgement": _acknowledgement(acknowledgement),
         "count": signature.count,
         "exchanges": signature.exchanges,
         "share": round(signature.share, 4) if signature.share is not None else None,
         "example_exchange": signature.example_id,
-        "clients": sorted(client.display_name for client in signature.clients.all())[:50],
+        "clients": sorted(clients)[:50],
     }
 
 
@@ -101,30 +181,3 @@ def _migration(migration: Migration) -> dict:
             column.status: len(column.states) for column in migration_board(migration=migration)
         },
     }
-
-
-def trend_compute(*, previous: dict | None, current: dict) -> dict:
-    """New, resolved, growing and shrinking findings against the previous snapshot of the report."""
-    if previous is None:
-        return {"previous": None, "new": [], "resolved": [], "growing": [], "shrinking": []}
-    before, after = _findings(previous), _findings(current)
-    grown = [key for key in after.keys() & before.keys() if after[key] > before[key]]
-    shrunk = [key for key in after.keys() & before.keys() if after[key] < before[key]]
-    return {
-        "previous": previous.get("generated_at"),
-        "new": sorted(after.keys() - before.keys()),
-        "resolved": sorted(before.keys() - after.keys()),
-        "growing": sorted(grown),
-        "shrinking": sorted(shrunk),
-    }
-
-
-def _findings(payload: dict) -> dict[str, int]:
-    """Each breaking or unexplained finding of a payload by a readable key, with how many exchanges."""
-    findings = {
-        f"{d['kind']} {d['path']} ({d['endpoint']})": d["exchanges"]
-        for d in payload.get("differences", [])
-        if d["classification"] == "breaking" or not d["explained"]
-    }
-    findings.update({f"request rule {r['rule']}": r["exchanges"] for r in payload.get("request_rules", [])})
-    return findings

@@ -5,6 +5,7 @@ claims due ones with a conditional UPDATE, so two beats or workers never run one
 (django-celery-beat would keep them in its own tables, but its releases pin Django below 6.1.)
 """
 
+import smtplib
 from datetime import datetime, timedelta
 
 from celery import current_app
@@ -15,9 +16,11 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from migrations_audit.models import ReplayRun, ReportDefinition, ReportSnapshot
+from migrations_audit.models import ReplayRun, ReportDefinition, ReportDelivery, ReportSnapshot
 
+from .acknowledgements import acknowledgements_expire
 from .build import report_payload
+from .delivery import backoff_seconds
 from .render import report_html, report_text_summary
 
 # How long a report waits for its fresh replay before it reports with what is stored.
@@ -115,6 +118,7 @@ def _replay_start(definition: ReportDefinition) -> ReplayRun:
 
 
 def snapshot_create(*, definition: ReportDefinition, status: str = "ok", reason: str = "") -> ReportSnapshot:
+    acknowledgements_expire(upstream=definition.upstream)
     previous = definition.snapshots.order_by("-created_at", "-id").first()
     payload = report_payload(
         upstream=definition.upstream,
@@ -139,13 +143,19 @@ def snapshot_create(*, definition: ReportDefinition, status: str = "ok", reason:
         transaction.on_commit(
             lambda: current_app.send_task("migrations_audit.tasks.report_email", args=[snapshot.pk])
         )
+    if definition.webhook_url_encrypted:
+        transaction.on_commit(
+            lambda: current_app.send_task("migrations_audit.tasks.report_webhook", args=[snapshot.pk])
+        )
     return snapshot
 
 
-def snapshot_email(*, snapshot_id: int) -> None:
+def snapshot_email(*, snapshot_id: int, attempt: int = 1) -> int | None:
+    """Email a snapshot to its recipients, each attempt recorded. Returns the seconds to wait before
+    trying again after a failure, or None when done (sent, or out of tries)."""
     snapshot = ReportSnapshot.objects.select_related("definition__upstream").get(pk=snapshot_id)
     if snapshot.emailed_to:
-        return  # sent already: a task delivered twice sends once
+        return None  # sent already: a task delivered twice sends once
     definition = snapshot.definition
     link = settings.SITE_URL.rstrip("/") + reverse("migrations_audit:report_snapshot", args=[snapshot.pk])
     title = f"Compatibility report “{definition.name}”"
@@ -158,5 +168,25 @@ def snapshot_email(*, snapshot_id: int) -> None:
     html = report_html(snapshot.payload, title=title, link=link)
     message.attach_alternative(html, "text/html")
     message.attach(f"report-{snapshot.pk}.html", html, "text/html")
-    message.send()
+    try:
+        message.send()
+    except (OSError, smtplib.SMTPException) as error:
+        retry_in = None if attempt >= settings.REPORT_DELIVERY_TRIES else backoff_seconds(attempt=attempt)
+        ReportDelivery.objects.create(
+            definition=definition,
+            snapshot=snapshot,
+            channel=ReportDelivery.Channel.EMAIL,
+            attempt=attempt,
+            status=ReportDelivery.Status.RETRYING if retry_in is not None else ReportDelivery.Status.FAILED,
+            error=f"{type(error).__name__}: {str(error)[:300]}",
+        )
+        return retry_in
     ReportSnapshot.objects.filter(pk=snapshot.pk).update(emailed_to=", ".join(definition.recipient_list))
+    ReportDelivery.objects.create(
+        definition=definition,
+        snapshot=snapshot,
+        channel=ReportDelivery.Channel.EMAIL,
+        attempt=attempt,
+        status=ReportDelivery.Status.SENT,
+    )
+    return None

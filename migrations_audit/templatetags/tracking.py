@@ -37,3 +37,29 @@ def percent(value):
 def as_json(value):
     """A stored JSON value as JSON (`null`, `false`, `{"status": 400}`), never a Python repr."""
     return json.dumps(value, ensure_ascii=False, default=str)
+
+
+_INTERVALS = ((86400 * 7, "week"), (86400, "day"), (3600, "hour"), (60, "minute"), (1, "second"))
+
+
+@register.filter
+def every(seconds):
+    """3600 -> "every hour", 86400 -> "every day", 21600 -> "every 6 hours", 90 -> "every 90 seconds"."""
+    if not seconds:
+        return "—"
+    for size, unit in _INTERVALS:
+        if seconds % size == 0:
+            count = seconds // size
+            return f"every {unit}" if count == 1 else f"every {count} {unit}s"
+    return f"every {seconds} seconds"
+
+
+@register.filter
+def status_label(value):
+    """A migration status key ("not_started") as its label ("Not started")."""
+    from migrations_audit.models import Status
+
+    try:
+        return Status(value).label
+    except ValueError:
+        return str(value).replace("_", " ").capitalize()

@@ -13,6 +13,7 @@ from migrations_audit.selectors import upstreams_for_user
 
 from . import traffic as traffic_facts
 from .sdk import sdk_parse
+from .verdicts import client_verdicts
 
 # Board columns, in the order a migration moves through them.
 BOARD_ORDER = [Status.NOT_STARTED, Status.AFFECTED, Status.IN_PROGRESS, Status.AT_RISK, Status.MIGRATED]
@@ -134,6 +135,7 @@ def migration_board_json(*, migration: Migration) -> dict:
                         "sdks": evidence.get("sdks", []),
                         "features": evidence.get("features", []),
                         "impact": [entry["key"] for entry in evidence.get("impact", [])],
+                        "might_be_affected": [entry["key"] for entry in evidence.get("might", [])],
                         "accidental_migration": bool(evidence.get("accidental")),
                     },
                     "updated_at": state.updated_at.isoformat(),
@@ -203,34 +205,22 @@ def migration_burndown(*, migration: Migration, today: date | None = None) -> li
     return series
 
 
-def client_profile(
-    *, client: Client, target_version: str = "", from_versions: list[str] | None = None
-) -> dict:
+def client_profile(*, client: Client, target_version: str = "") -> dict:
     """What a client's traffic says: versions per day, SDKs, features, impact, accidental migration.
 
-    The impact is judged against `target_version` (default: the upstream's target, else the
-    latest open migration's).
+    The impact (affected on its own evidence, and apart what it might be affected by) is judged
+    by verdicts.client_verdicts against `target_version` (default: the latest open migration's
+    target, so that the page agrees with the board, else the upstream's target).
     """
     upstream = client.upstream
     if not target_version:
         migration = latest_open_migration(upstream=upstream)
-        target_version = upstream.target_version or (migration.target_version if migration else "")
-        if from_versions is None and migration is not None and not upstream.target_version:
-            from_versions = migration.from_versions
-    if from_versions is None:
-        from_versions = [upstream.baseline_version] if upstream.baseline_version else []
-    facts = traffic_facts.clients_traffic(upstream=upstream, client_ids=[client.pk])[client.pk]
-    impact = (
-        traffic_facts.client_impact(
-            upstream=upstream,
-            facts=facts,
-            client_id=client.pk,
-            target_version=target_version,
-            from_versions=from_versions,
-        )
-        if target_version
-        else []
-    )
+        target_version = migration.target_version if migration else upstream.target_version
+    facts = traffic_facts.clients_traffic(upstream=upstream, client_ids=[client.pk])
+    verdict = client_verdicts(
+        upstream=upstream, target_version=target_version, client_ids=[client.pk], facts=facts, examples=True
+    ).get(client.pk)
+    facts = facts[client.pk]
     exchanges = Exchange.objects.filter(client=client)
     today = timezone.localdate()
     days = [
@@ -251,7 +241,8 @@ def client_profile(
             {"endpoint": endpoint, "streamed": streamed, **usage}
             for (endpoint, streamed), usage in sorted(facts.usage.items())
         ],
-        "impact": impact,
+        "impact": verdict.affected if verdict else [],
+        "might": verdict.might if verdict else [],
         "accidental": traffic_facts.accidental_migration(facts=facts, exchanges=exchanges),
         "states": MigrationClientState.objects.filter(client=client).select_related("migration"),
     }
@@ -314,6 +305,7 @@ def clients_overview(
                 "sdks": sorted(sdks.get(client.pk, set())),
                 "state": state,
                 "impact": evidence.get("impact", []) if evidence else [],
+                "might": evidence.get("might", []) if evidence else [],
                 "accidental": bool(evidence.get("accidental")) if evidence else False,
             }
         )

@@ -25,6 +25,7 @@ from migrations_audit.models import (
 
 from . import traffic as traffic_facts
 from .selectors import migration_scope
+from .verdicts import client_verdicts
 
 # Days of versions-per-day kept in a state's evidence: enough for the charts and the burn-down.
 EVIDENCE_DAYS = 60
@@ -74,7 +75,10 @@ def status_derive(
     impact: list[dict],
     now: datetime,
 ) -> tuple[str, str]:
-    """The status the evidence supports, and why, in words (the cause of a status change)."""
+    """The status the evidence supports, and why, in words (the cause of a status change).
+
+    `impact`: the cards of the changes the client is affected by (verdicts.client_verdicts), on its
+    own evidence only: what it might be affected by never moves a status."""
     target = migration.target_version
     versions = facts.versions
     old = {version: info for version, info in versions.items() if version != target}
@@ -118,8 +122,13 @@ def status_derive(
         return Status.NOT_STARTED, "No traffic recorded yet"
     if impact:
         titles = "; ".join(entry["title"] for entry in impact[:3])
-        return Status.AFFECTED, f"Still on {', '.join(sorted(old))} and its traffic hits: {titles}"
-    return Status.NOT_STARTED, f"Still sending {', '.join(sorted(old))}; no breaking change hits its traffic"
+        return (
+            Status.AFFECTED,
+            f"Still on {', '.join(sorted(old))}; its own exchanges show it is hit by: {titles}",
+        )
+    return Status.NOT_STARTED, (
+        f"Still sending {', '.join(sorted(old))}; none of its own requests or replays shows a breaking change"
+    )
 
 
 def _fmt(moment: datetime | None) -> str:
@@ -131,7 +140,12 @@ def _iso(moment):
 
 
 def evidence_build(
-    *, facts: traffic_facts.ClientTraffic, impact: list[dict], accidental: dict | None, today: date
+    *,
+    facts: traffic_facts.ClientTraffic,
+    impact: list[dict],
+    accidental: dict | None,
+    today: date,
+    might: list[dict] | None = None,
 ) -> dict:
     """The JSON kept with a state: what the pages show as the evidence for its status."""
     first_day = today - timedelta(days=EVIDENCE_DAYS)
@@ -155,6 +169,7 @@ def evidence_build(
         "features": facts.features,
         "endpoints": facts.endpoints,
         "impact": impact,
+        "might": might or [],
         "accidental": _jsonable(accidental),
     }
 
@@ -178,24 +193,28 @@ def migration_refresh(*, migration: Migration, now: datetime | None = None) -> l
     clients = list(migration_scope(migration=migration))
     facts_by_client = traffic_facts.clients_traffic(upstream=upstream, client_ids=[c.pk for c in clients])
     states = {state.client_id: state for state in migration.states.all()}
-    upstream_changes = traffic_facts.upstream_changes(upstream=upstream)
+    verdicts = client_verdicts(
+        upstream=upstream,
+        target_version=migration.target_version,
+        client_ids=list(facts_by_client),
+        facts=facts_by_client,
+        examples=True,
+    )
     changes = []
     for client in clients:
         facts = facts_by_client[client.pk]
-        impact = traffic_facts.client_impact(
-            upstream=upstream,
-            facts=facts,
-            client_id=client.pk,
-            target_version=migration.target_version,
-            from_versions=migration.from_versions,
-            changes=upstream_changes,
-        )
+        verdict = verdicts.get(client.pk)
+        impact = verdict.affected if verdict else []
         accidental = traffic_facts.accidental_migration(
             facts=facts, exchanges=Exchange.objects.filter(client=client)
         )
         status, reason = status_derive(facts=facts, migration=migration, impact=impact, now=now)
         evidence = evidence_build(
-            facts=facts, impact=impact, accidental=accidental, today=timezone.localdate(now)
+            facts=facts,
+            impact=impact,
+            might=verdict.might if verdict else [],
+            accidental=accidental,
+            today=timezone.localdate(now),
         )
         change = _state_update(migration, client, states.get(client.pk), status, reason, evidence, now)
         if change is not None:

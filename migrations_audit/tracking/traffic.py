@@ -1,7 +1,7 @@
-"""What clients' recorded traffic says about them: versions per day, SDK eras, features, impact.
+"""What clients' recorded traffic says about them: versions per day, SDK eras, features.
 
-Reads stored Exchange, DifferenceSignature, RequestFinding and ChangelogRule rows only, with a few
-aggregate queries for any number of clients, so that a refresh of a migration stays cheap.
+Reads stored Exchange rows only, with a few aggregate queries for any number of clients, so that a
+refresh of a migration stays cheap. Which changes hit a client is verdicts.py's to say.
 """
 
 import json
@@ -14,7 +14,7 @@ from django.db.models import Count, Max, Min, Q, QuerySet, TextField, Value
 from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce, TruncDate
 
-from migrations_audit.models import ChangelogRule, Difference, DifferenceSignature, Exchange, RequestFinding
+from migrations_audit.models import Exchange
 
 from .sdk import Sdk, sdk_move, sdk_parse
 
@@ -131,6 +131,16 @@ def clients_traffic(
     _collect_usage(traffic, exchanges)
     _collect_eras(traffic, exchanges)
     _collect_body_features(traffic, exchanges)
+    return traffic
+
+
+def clients_identity_facts(*, client_ids: list[int]) -> dict[int, ClientTraffic]:
+    """Only the versions and SDK eras of each client: what a report says of who it is."""
+    traffic = {client_id: ClientTraffic(client_id=client_id) for client_id in client_ids}
+    if client_ids:
+        exchanges = Exchange.objects.filter(client_id__in=client_ids)
+        _collect_versions(traffic, exchanges)
+        _collect_eras(traffic, exchanges)
     return traffic
 
 
@@ -260,201 +270,6 @@ def _json_object(body) -> dict:
     except ValueError:
         return {}
     return decoded if isinstance(decoded, dict) else {}
-
-
-# Impact: the breaking differences of the upstream that this client's own traffic runs into.
-
-
-@dataclass
-class UpstreamChanges:
-    """The upstream's breaking signatures and rules, read once for every client of a refresh."""
-
-    signatures: list[DifferenceSignature]
-    # client id -> ids of the signatures seen in replays of that client's own exchanges
-    seen_by_client: dict[int, set[int]]
-    rules: list[ChangelogRule]
-
-
-def upstream_changes(*, upstream) -> UpstreamChanges:
-    seen_by_client: dict[int, set[int]] = defaultdict(set)
-    for client_id, signature_id in DifferenceSignature.clients.through.objects.filter(
-        differencesignature__upstream=upstream, differencesignature__classification="breaking"
-    ).values_list("client_id", "differencesignature_id"):
-        seen_by_client[client_id].add(signature_id)
-    return UpstreamChanges(
-        signatures=list(
-            DifferenceSignature.objects.filter(upstream=upstream, classification="breaking").select_related(
-                "rule"
-            )
-        ),
-        seen_by_client=seen_by_client,
-        rules=list(ChangelogRule.objects.filter(upstream=upstream, classification="breaking")),
-    )
-
-
-def client_impact(
-    *,
-    upstream,
-    facts: ClientTraffic,
-    client_id: int,
-    target_version: str,
-    from_versions: list[str],
-    changes: UpstreamChanges | None = None,
-) -> list[dict]:
-    """Which breaking changes between the client's versions and the target hit this client, and why.
-
-    Each entry: key, title, source ("difference" or "request"), direct (seen on the client's own
-    exchanges) or inferred from the features it uses, why (in words), endpoint, exchange_ids.
-    Pass `changes` (upstream_changes) when judging many clients of one upstream.
-    """
-    changes = changes or upstream_changes(upstream=upstream)
-    old_versions = [v for v in facts.versions if v and v != target_version]
-    if not old_versions and from_versions:
-        # A client already on the target is still hit by what its requests send (a 400 it gets now).
-        old_versions = list(from_versions)
-    low = min([*from_versions, *old_versions]) if (from_versions or old_versions) else target_version
-    impact = []
-    impact.extend(_difference_impact(upstream, changes, facts, client_id, target_version, low, old_versions))
-    impact.extend(_request_impact(upstream, changes, facts, client_id, target_version, low))
-    return impact
-
-
-def _in_range(version_from: str, version_to: str, low: str, target: str, old_versions: list[str]) -> bool:
-    if not version_between(version_to, low, target) or not version_between(version_from, low, target):
-        return False
-    return any(version_between(version_from, old, target) for old in old_versions) if old_versions else True
-
-
-def _difference_impact(upstream, changes, facts, client_id, target, low, old_versions) -> list[dict]:
-    direct_ids = changes.seen_by_client.get(client_id, set())
-    impact = []
-    for signature in changes.signatures:
-        if not _in_range(signature.version_from, signature.version_to, low, target, old_versions):
-            continue
-        title = signature.rule.title if signature.rule else f"{signature.kind} at {signature.path}"
-        key = signature.rule.key if signature.rule else signature.signature[:12]
-        endpoint = signature.endpoint
-        if signature.pk in direct_ids:
-            exchange_ids = list(
-                Difference.objects.filter(
-                    upstream=upstream, signature=signature.signature, exchange__client_id=client_id
-                )
-                .order_by("-exchange_id")
-                .values_list("exchange_id", flat=True)
-                .distinct()[:EXAMPLES_PER_FACT]
-            )
-            why = "seen in replays of this client's own exchanges"
-            impact.append(_entry(key, title, "difference", True, why, endpoint, exchange_ids, signature))
-            continue
-        if endpoint and not any(ep == endpoint for ep, _ in facts.usage):
-            continue
-        is_stream = signature.path.startswith("stream:") or signature.kind in STREAM_KINDS
-        if is_stream:
-            if not facts.streams_on(endpoint):
-                continue
-            why = f"streams on {endpoint or 'this API'}"
-            exchange_ids = facts.examples_on(endpoint, streamed=True)
-        elif "tool" in signature.path:
-            if endpoint not in facts.tools_endpoints and not (not endpoint and facts.tools_endpoints):
-                continue
-            why = f"sends tools on {endpoint}"
-            exchange_ids = facts.tools_endpoints.get(endpoint, [])[:EXAMPLES_PER_FACT]
-        elif signature.path.startswith("/"):
-            if not facts.plain_on(endpoint):
-                continue
-            why = f"reads non-streamed responses of {endpoint or 'this API'}"
-            exchange_ids = facts.examples_on(endpoint, streamed=False)
-        else:
-            why = f"calls {endpoint or 'this API'}"
-            exchange_ids = facts.examples_on(endpoint)
-        impact.append(_entry(key, title, "difference", False, why, endpoint, exchange_ids, signature))
-    return _dedupe(impact)
-
-
-def _request_impact(upstream, changes, facts, client_id, target, low) -> list[dict]:
-    """Requests the target version rejects: findings on the client's exchanges, else its features."""
-    impact = []
-    findings = (
-        RequestFinding.objects.filter(upstream=upstream, client_id=client_id)
-        .values("rule_id", "rule__key", "rule__title", "version", "field")
-        .annotate(count=Count("id"), last_exchange=Max("exchange_id"))
-    )
-    found_rules = {}
-    for row in findings:
-        if not version_between(row["version"], low, target):
-            continue
-        entry = found_rules.get(row["rule_id"])
-        if entry is None:
-            entry = found_rules[row["rule_id"]] = _entry(
-                row["rule__key"], row["rule__title"], "request", True, "", "", [], None
-            )
-            entry["fields"] = []
-        entry["fields"].append(row["field"])
-        entry["count"] += row["count"]
-        entry["exchange_ids"].append(row["last_exchange"])
-    for entry in found_rules.values():
-        fields = ", ".join(sorted(set(entry.pop("fields"))))
-        entry["why"] = f"{entry['count']} recorded request(s) rejected under {target} ({fields})"
-        ids = RequestFinding.objects.filter(upstream=upstream, client_id=client_id, rule__key=entry["key"])
-        entry["exchange_ids"] = list(
-            ids.order_by("-exchange_id").values_list("exchange_id", flat=True).distinct()[:EXAMPLES_PER_FACT]
-        )
-        impact.append(entry)
-    found_keys = {entry["key"] for entry in impact}
-    # Request rules without findings yet (the diff stage checks requests at capture): the sampling
-    # parameters a client sends are enough to know a rule that forbids them will reject it.
-    for rule in changes.rules:
-        request_rule = (rule.match or {}).get("request") or {}
-        forbidden = request_rule.get("forbid_fields") or []
-        if not forbidden or rule.key in found_keys:
-            continue
-        if not version_between(rule.version_to, low, target):
-            continue
-        endpoints = request_rule.get("endpoints") or list(facts.sampling)
-        sent = {
-            (endpoint, param): ids
-            for endpoint in endpoints
-            for param, ids in facts.sampling.get(endpoint, {}).items()
-            if param in forbidden
-        }
-        if not sent:
-            continue
-        params = ", ".join(sorted({param for _, param in sent}))
-        exchange_ids = sorted({i for ids in sent.values() for i in ids}, reverse=True)[:EXAMPLES_PER_FACT]
-        endpoint = ", ".join(sorted({endpoint for endpoint, _ in sent}))
-        why = f"sends {params} on {endpoint}"
-        impact.append(_entry(rule.key, rule.title, "request", False, why, endpoint, exchange_ids, None))
-    return impact
-
-
-def _entry(key, title, source, direct, why, endpoint, exchange_ids, signature) -> dict:
-    return {
-        "key": key,
-        "title": title,
-        "source": source,
-        "direct": direct,
-        "why": why,
-        "endpoint": endpoint,
-        "exchange_ids": [i for i in exchange_ids if i is not None],
-        "count": signature.count if signature is not None else 0,
-        "signature_id": signature.pk if signature is not None else None,
-    }
-
-
-def _dedupe(impact: list[dict]) -> list[dict]:
-    """One entry per rule (several signatures of one rule are one change for the client)."""
-    by_key: dict[str, dict] = {}
-    for entry in impact:
-        kept = by_key.get(entry["key"])
-        if kept is None:
-            by_key[entry["key"]] = entry
-            continue
-        kept["direct"] = kept["direct"] or entry["direct"]
-        kept["count"] += entry["count"]
-        kept["exchange_ids"] = sorted(set(kept["exchange_ids"]) | set(entry["exchange_ids"]), reverse=True)[
-            :EXAMPLES_PER_FACT
-        ]
-    return list(by_key.values())
 
 
 # Accidental migrations: a version change that came with a move to another SDK major.

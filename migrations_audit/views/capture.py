@@ -1,5 +1,6 @@
 """Capture's pages and API: NDJSON ingest, HAR upload with progress, ingest tokens."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
@@ -10,7 +11,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from migrations_audit import selectors, services
-from migrations_audit.capture.ingest import ndjson_ingest
+from migrations_audit.capture.ingest import ndjson_ingest, ndjson_lines
 from migrations_audit.capture.services import har_import_queue
 from migrations_audit.models import ApiToken, HarImport, Upstream
 
@@ -23,9 +24,21 @@ def api_ingest(request, slug):
     if request.method != "POST":
         return api_error(405, "POST NDJSON here, one exchange per line.")
     upstream = api_upstream_for_write(request, slug)
-    # Read the body as a stream: an ingest may be far larger than what Django keeps in memory.
-    summary = ndjson_ingest(upstream=upstream, lines=iter(request.readline, b""))
+    limit = settings.MIGRATION_AUDIT_MAX_INGEST_BYTES
+    if _content_length(request) > limit:
+        return api_error(
+            413, f"The body is larger than {limit} bytes (MIGRATION_AUDIT_MAX_INGEST_BYTES): send it in parts"
+        )
+    # Read the body as a stream, a line at a time, none kept longer than the proxy's body limit.
+    summary = ndjson_ingest(upstream=upstream, lines=ndjson_lines(request))
     return JsonResponse(summary.as_dict(), status=200)
+
+
+def _content_length(request) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
 
 
 def _editable_upstream(request, slug) -> Upstream:

@@ -16,7 +16,11 @@ from migrations_audit.diff.forms import DifferenceFilterForm
 from migrations_audit.forms import UpstreamForm
 from migrations_audit.models import Difference, DifferenceSignature, Exchange, ReplayResult, ReplayRun
 from migrations_audit.presenters import body_prepare, stream_summarise, timeline_align
+from migrations_audit.reports.acknowledgements import user_can_acknowledge
 from migrations_audit.tracking.charts import versions_chart
+from migrations_audit.tracking.verdicts import overview_verdicts
+
+from .acknowledgements import panel_context
 
 
 def home(request):
@@ -43,6 +47,7 @@ def overview(request, slug):
         "traffic": traffic,
         "chart": versions_chart(days=traffic["days"], target_version=target),
         "findings": findings,
+        "verdicts": overview_verdicts(upstream=upstream),
         "confirmed": list(confirmed[:10]),
         "latest_runs": upstream.runs.all()[:5],
         "losses": selectors.recording_losses(upstream=upstream),
@@ -209,6 +214,14 @@ def difference_examples(request, slug, signature_id):
         "page": page,
         "clients": signature.clients.all()[:20],
     }
+    if signature.classification != "noise" and not request.htmx:
+        context["acknowledgement_panel"] = panel_context(
+            upstream=upstream,
+            signature=signature.signature,
+            title=f"{signature.kind} {signature.path} ({signature.endpoint})",
+            can_acknowledge=user_can_acknowledge(user=request.user, team=upstream.team),
+            request_finding=None,
+        )
     template = (
         "migrations_audit/difference_examples.html#examples"
         if request.htmx

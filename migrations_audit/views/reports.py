@@ -1,8 +1,5 @@
 """Reports: definitions with their schedule, snapshot history, and each snapshot in every format."""
 
-from datetime import datetime
-
-from croniter import croniter
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, JsonResponse
@@ -12,7 +9,7 @@ from django.views.decorators.http import require_POST
 
 from migrations_audit import selectors
 from migrations_audit.models import ReportDefinition, ReportSnapshot
-from migrations_audit.reports import services
+from migrations_audit.reports import delivery, services
 from migrations_audit.reports.forms import ReportDefinitionForm
 from migrations_audit.reports.render import report_csv, report_html
 
@@ -55,13 +52,25 @@ def report_edit(request, definition_id=None):
     )
     if request.method == "POST" and form.is_valid():
         saved = form.save(commit=False)
+        form.webhook_apply(saved)
         saved.team = saved.upstream.team
         if definition is None:
             saved.created_by = request.user
         services.definition_save(definition=saved)
         messages.success(request, f"Report “{saved.name}” saved.")
         return redirect("migrations_audit:report", definition_id=saved.pk)
-    return render(request, "migrations_audit/report_edit.html", {"form": form, "definition": definition})
+    shown = request.POST or {
+        "schedule_kind": form["schedule_kind"].value(),
+        "interval_seconds": form["interval_seconds"].value(),
+        "crontab": form["crontab"].value() or "",
+    }
+    preview, preview_error = delivery.schedule_preview(
+        kind=shown.get("schedule_kind") or "",
+        interval_seconds=shown.get("interval_seconds"),
+        crontab=shown.get("crontab") or "",
+    )
+    context = {"form": form, "definition": definition, "preview": preview, "preview_error": preview_error}
+    return render(request, "migrations_audit/report_edit.html", context)
 
 
 def _initial(upstream) -> dict:
@@ -80,11 +89,16 @@ def report_detail(request, definition_id):
     definition = get_object_or_404(_definitions(request.user), pk=definition_id)
     upcoming = []
     if definition.enabled and definition.next_run_at:
-        upcoming = [definition.next_run_at]
-        if definition.schedule_kind == "crontab" and croniter.is_valid(definition.crontab):
-            iterator = croniter(definition.crontab, definition.next_run_at)
-            upcoming += [iterator.get_next(datetime) for _ in range(2)]
+        following, _ = delivery.schedule_preview(
+            kind=definition.schedule_kind,
+            interval_seconds=definition.interval_seconds,
+            crontab=definition.crontab,
+            after=definition.next_run_at,
+            count=4,
+        )
+        upcoming = [definition.next_run_at, *following]
     context = {
+        "deliveries": delivery.deliveries_latest(definition=definition),
         "definition": definition,
         "snapshots": definition.snapshots.all()[:50],
         "upcoming": upcoming,
@@ -126,3 +140,31 @@ def report_snapshot(request, snapshot_id, fmt="page"):
         return render(request, "migrations_audit/report_snapshot.html", context)
     response["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
     return response
+
+
+def report_schedule_preview(request):
+    """The next five run times of the schedule being edited (an htmx partial of the edit form)."""
+    runs, error = delivery.schedule_preview(
+        kind=request.GET.get("schedule_kind", ""),
+        interval_seconds=request.GET.get("interval_seconds"),
+        crontab=request.GET.get("crontab", "")[:100],
+    )
+    return render(
+        request, "migrations_audit/report_edit.html#preview", {"preview": runs, "preview_error": error}
+    )
+
+
+@require_POST
+def report_test_delivery(request, definition_id):
+    definition = get_object_or_404(_definitions(request.user), pk=definition_id)
+    if not _editable(request.user, definition):
+        raise PermissionDenied("Viewers cannot send deliveries.")
+    if not definition.webhook_url_encrypted:
+        messages.error(request, "This report has no webhook: set one under Edit.")
+    else:
+        sent = delivery.delivery_test(definition=definition)
+        if sent.status == sent.Status.SENT:
+            messages.success(request, f"Test delivery to {definition.webhook_host}: {sent.http_status}.")
+        else:
+            messages.error(request, f"Test delivery to {definition.webhook_host} failed: {sent.error}")
+    return redirect("migrations_audit:report", definition_id=definition.pk)

@@ -62,8 +62,25 @@ def client_detail(request, slug, client_id):
         "chart": charts.versions_chart(days=profile["days"], target_version=profile["target_version"]),
         "claim_teams": list(selectors.claimable_teams(user=request.user)),
         "can_edit": can_edit,
+        "versions_in_use": _versions_in_use(upstream, client),
     }
     return render(request, "migrations_audit/client.html", context)
+
+
+def _versions_in_use(upstream, client) -> list[dict]:
+    """One row per version: the client's requests with it in the last 7 and 30 days."""
+    windows = core_selectors.versions_in_use(upstream=upstream, client=client, windows=(7, 30))
+    week = {row["version"]: row for row in windows[7]}
+    return [
+        {
+            "version": row["version"],
+            "month": row["exchanges"],
+            "month_share": row["share"],
+            "week": week.get(row["version"], {}).get("exchanges", 0),
+            "week_share": week.get(row["version"], {}).get("share", 0),
+        }
+        for row in windows[30]
+    ]
 
 
 @require_POST

@@ -2,7 +2,7 @@
 no script runs in Chromium, on any page or report."""
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -10,6 +10,8 @@ from migrations_audit.capture.recording import CapturedExchange
 from migrations_audit.capture.services import exchanges_record
 from migrations_audit.models import ReportDefinition
 from migrations_audit.reports import services as report_services
+from migrations_audit.reports.acknowledgements import acknowledgement_create
+from migrations_audit.reports.findings import request_signature
 
 pytestmark = pytest.mark.browser
 
@@ -48,8 +50,18 @@ def test_no_recorded_script_runs(page, screenshot, live_server, alice, upstream_
             interval_seconds=3600,
         )
     )
-    snapshot = report_services.snapshot_create(definition=definition)
     exchange = upstream_a.exchanges.get()
+    acknowledgement_create(  # the client (PAYLOAD) and the reason end up on the acknowledgements page
+        upstream=upstream_a,
+        signature=request_signature(
+            version_to="2026-10-21", rule_key="sampling-parameters-removed", client_identity=PAYLOAD
+        ),
+        reason=PAYLOAD,
+        expires_on=date(2099, 1, 1),
+        user=None,
+        via="page",
+    )
+    snapshot = report_services.snapshot_create(definition=definition)
     dialogs = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     page.goto(f"{live_server.url}/accounts/login/")
@@ -68,6 +80,7 @@ def test_no_recorded_script_runs(page, screenshot, live_server, alice, upstream_
         ("/reports/", "Compatibility reports"),
         (f"/reports/{definition.pk}/", SHOWN),
         (f"/reports/snapshots/{snapshot.pk}/", SHOWN),
+        (f"/u/{upstream_a.slug}/acknowledgements/", "Acknowledgements"),
     ]
     for index, (path, heading) in enumerate(pages):
         response = page.goto(live_server.url + path)

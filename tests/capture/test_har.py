@@ -121,3 +121,22 @@ def test_a_200_mb_har_is_streamed_in_bounded_memory(upstream_a, tmp_path):
     assert summary.skipped == 2000
     assert summary.accepted + summary.duplicates == 2000
     assert peak < 64 * 1024 * 1024, f"peak {peak / 1e6:.0f} MB while importing {size / 1e6:.0f} MB"
+
+
+def test_a_job_whose_worker_was_lost_ends_failed_and_its_upload_is_deleted(upstream_a, tmp_path):
+    """acks_late delivers the task again after its worker was killed (out of memory, say): the job
+    said "Importing" for ever and kept the file, raw keys included."""
+    from migrations_audit.capture.services import har_import_run
+    from migrations_audit.models import HarImport
+
+    upload = tmp_path / "lost.har"
+    upload.write_bytes(har(entry()))
+    job = HarImport.objects.create(
+        upstream=upstream_a, filename="lost.har", stored_path=str(upload), state=HarImport.State.RUNNING
+    )
+    job = har_import_run(job_id=job.pk)
+    assert job.state == HarImport.State.FAILED
+    assert "its worker was lost" in job.error
+    assert not upload.exists()
+    done = HarImport.objects.create(upstream=upstream_a, filename="done.har", stored_path="", state="done")
+    assert har_import_run(job_id=done.pk).state == HarImport.State.DONE, "a finished job is left as it is"

@@ -176,10 +176,11 @@ def test_query_count_does_not_grow_with_rows(client, alice, upstream_a, name):
     assert len(large) <= len(small) + 2, f"{name}: {len(small)} -> {len(large)} queries"
 
 
-def test_upstream_create_and_edit_keep_the_replay_key_write_only(client, alice, bob, team_a):
+def test_upstream_create_and_edit_keep_the_replay_key_write_only(client, alice, bob, team_a, settings):
     from migrations_audit import services as core_services
     from migrations_audit.models import Upstream
 
+    settings.MIGRATION_AUDIT_UPSTREAM_HOSTS = [*settings.MIGRATION_AUDIT_UPSTREAM_HOSTS, "api.stripe.com"]
     client.force_login(alice)
     form = {
         "team": team_a.pk,

@@ -47,6 +47,12 @@ def test_sdk_0_2_10_completion_and_stream_in_the_2023_01_01_era(emulator):
         client = anthropic.Client(KEY, api_url=URL)
         out = {"json": client.completion(**COMPLETE)}
         out["stream"] = list(client.completion_stream(**COMPLETE))
+        # The model aliases 2023 clients sent.
+        out["aliases"] = {
+            model: client.completion(**{**COMPLETE, "model": model})
+            for model in ("claude-v1", "claude-instant-1")
+        }
+        out["alias_stream"] = list(client.completion_stream(**{**COMPLETE, "model": "claude-instant-1"}))
         # The same SDK pointed at a 2023-06-01 stream (its header is a module constant).
         constants.ANTHROPIC_VERSION = "2023-06-01"
         try:
@@ -76,8 +82,13 @@ def test_sdk_0_2_10_completion_and_stream_in_the_2023_01_01_era(emulator):
     assert "Error processing stream data" in seen["newer_stream"]["error"][1]
     assert seen["newer_stream"]["error"][2] == "event: completion"
 
+    for model, answer in seen["aliases"].items():
+        assert answer["model"] == model and answer["exception"] is None and answer["completion"]
+    assert seen["alias_stream"][-1]["stop_reason"] is not None
+    assert all(event["model"] == "claude-instant-1" for event in seen["alias_stream"])
+
     versions = [(r["version"], r["key_header"], r["status"]) for r in requests_seen(emulator)]
-    assert versions == [("2023-01-01", "x-api-key", 200)] * 2 + [("2023-06-01", "x-api-key", 200)]
+    assert versions == [("2023-01-01", "x-api-key", 200)] * 5 + [("2023-06-01", "x-api-key", 200)]
 
 
 def test_sdk_0_125_0_messages_with_temperature_and_text_completions(emulator):
@@ -370,3 +381,109 @@ def test_sdk_2_given_a_legacy_2023_01_01_stream_sees_nothing(emulator):
     completions = [json.loads(data) for event, data in raw[:-1] if event is None]
     assert len(completions) >= 2 and completions[-1]["stop_reason"] is not None
     assert [event for event, _ in raw if event is not None] == ["ping"]
+
+
+def test_sdk_2_current_features_with_the_sdk_s_own_methods(emulator):
+    """Thinking, structured outputs, web search, count_tokens, batches, files and the models list, as
+    a team on the current SDK writes them (`claude-sonnet-5`, as the SDK's examples use)."""
+    reset(emulator)
+    seen = sdk(
+        "2",
+        """
+        import anthropic
+        import pydantic
+
+        client = anthropic.Anthropic(base_url=URL, api_key=KEY, max_retries=0)
+        base = {**MESSAGE, "model": "claude-sonnet-5", "max_tokens": 2048}
+        out = {}
+        thought = client.messages.create(**base, thinking={"type": "adaptive"})
+        out["thinking"] = thought.model_dump()
+        with client.messages.stream(**base, thinking={"type": "adaptive"}) as stream:
+            out["thinking_events"] = [event.type for event in stream]
+            out["thinking_final"] = stream.get_final_message().model_dump()
+
+        class Fox(pydantic.BaseModel):
+            name: str
+            age: int
+            colours: list[str]
+
+        parsed = client.messages.parse(**base, output_format=Fox)
+        out["parsed"] = parsed.parsed_output.model_dump()
+        out["parsed_text"] = parsed.content[0].text
+
+        searched = client.messages.create(
+            **base, tools=[{"type": "web_search_20260209", "name": "web_search"}]
+        )
+        out["search"] = searched.model_dump()
+        out["count"] = client.messages.count_tokens(
+            model=base["model"], messages=base["messages"]
+        ).input_tokens
+
+        batch = client.messages.batches.create(
+            requests=[
+                {"custom_id": "first", "params": base},
+                {"custom_id": "second", "params": {**base, "model": "claude-opus-4-8"}},
+            ]
+        )
+        out["batch_created"] = batch.processing_status
+        out["batch_ended"] = client.messages.batches.retrieve(batch.id).processing_status
+        out["batch_results"] = [
+            [item.custom_id, item.result.type, item.result.message.model]
+            for item in client.messages.batches.results(batch.id)
+        ]
+        out["batch_listed"] = [b.id for b in client.messages.batches.list(limit=10)][0] == batch.id
+
+        uploaded = client.beta.files.upload(file=("notes.txt", b"foxes are small", "text/plain"))
+        out["file"] = uploaded.model_dump(mode="json")
+        out["file_meta"] = client.beta.files.retrieve_metadata(uploaded.id).model_dump(mode="json")
+        out["file_bytes"] = client.beta.files.download(uploaded.id).read().decode()
+        out["file_listed"] = [f.id for f in client.beta.files.list()]
+        out["file_deleted"] = client.beta.files.delete(uploaded.id).model_dump()
+
+        out["models"] = [model.id for model in client.models.list(limit=5)]
+        out["alias"] = client.models.retrieve("claude-haiku-4-5").id
+        print(json.dumps(out))
+        """,
+        URL=emulator,
+    )
+    thinking = seen["thinking"]["content"]
+    assert [block["type"] for block in thinking] == ["thinking", "text"]
+    assert thinking[0]["signature"] and thinking[0]["thinking"]
+    assert "thinking" in seen["thinking_events"] and "signature" in seen["thinking_events"]
+    assert seen["thinking_final"]["content"][0]["thinking"] == thinking[0]["thinking"]
+
+    assert set(seen["parsed"]) == {"name", "age", "colours"}
+    assert json.loads(seen["parsed_text"]) == seen["parsed"]
+
+    search = seen["search"]
+    assert [block["type"] for block in search["content"]] == [
+        "server_tool_use",
+        "web_search_tool_result",
+        "text",
+    ]
+    assert search["usage"]["server_tool_use"]["web_search_requests"] == 1
+    assert search["content"][2]["citations"][0]["type"] == "web_search_result_location"
+    assert seen["count"] > 0
+
+    assert (seen["batch_created"], seen["batch_ended"]) == ("in_progress", "ended")
+    assert seen["batch_results"] == [
+        ["first", "succeeded", "claude-sonnet-5"],
+        ["second", "succeeded", "claude-opus-4-8"],
+    ]
+    assert seen["batch_listed"]
+
+    assert seen["file"]["filename"] == "notes.txt" and seen["file"]["size_bytes"] == 15
+    assert seen["file_meta"] == seen["file"]
+    assert seen["file_bytes"] == "foxes are small"
+    assert seen["file"]["id"] in seen["file_listed"]
+    assert seen["file_deleted"] == {"id": seen["file"]["id"], "type": "file_deleted"}
+
+    # The list pages itself (limit 5 per page) through every model, newest first.
+    assert len(seen["models"]) > 30 and seen["models"].index("claude-opus-5") < seen["models"].index(
+        "claude-2.1"
+    )
+    assert seen["alias"] == "claude-haiku-4-5-20251001"
+
+    requests = requests_seen(emulator)
+    assert {(r["version"], r["key_header"]) for r in requests} == {("2026-10-21", "authorization")}
+    assert {r["status"] for r in requests} == {200}

@@ -15,14 +15,20 @@ from django.urls import reverse
 
 from migrations_audit.capture.recording import CapturedExchange
 from migrations_audit.capture.services import exchanges_record
-from migrations_audit.models import DifferenceSignature, ReportDefinition, ReportSnapshot
+from migrations_audit.models import (
+    Acknowledgement,
+    ComparisonTally,
+    DifferenceSignature,
+    ReportDefinition,
+    ReportSnapshot,
+)
 from migrations_audit.reports import services
 from migrations_audit.reports.build import report_payload
 from migrations_audit.reports.render import report_csv, report_html
 from tests.conftest import beat_start
 from tests.support.servers import PROJECT_ROOT, stop
 
-SCHEMA = json.loads((PROJECT_ROOT / "migrations_audit/reports/schema/report-v1.json").read_text())
+SCHEMA = json.loads((PROJECT_ROOT / "migrations_audit/reports/schema/report-v2.json").read_text())
 SECRET = "sk-ant-report-secret-key"
 
 
@@ -51,6 +57,10 @@ def record(upstream, body: dict, *, client="svc", count=1):
 
 
 def signature(upstream, *, key, path, classification="breaking", rule=None, exchanges=3, acknowledged=False):
+    if acknowledged:
+        Acknowledgement.objects.create(
+            upstream=upstream, signature=key, finding="difference", title=path, reason="known"
+        )
     return DifferenceSignature.objects.create(
         upstream=upstream,
         signature=key,
@@ -63,7 +73,17 @@ def signature(upstream, *, key, path, classification="breaking", rule=None, exch
         rule=rule,
         count=exchanges,
         exchanges=exchanges,
-        acknowledged=acknowledged,
+    )
+
+
+def replayed(upstream, *, exchanges=10):
+    """What a replay of 2023-06-01 and 2026-10-21 leaves: the count of exchanges it compared."""
+    ComparisonTally.objects.update_or_create(
+        upstream=upstream,
+        endpoint="POST /v1/messages",
+        version_from="2023-06-01",
+        version_to="2026-10-21",
+        defaults={"exchanges": exchanges},
     )
 
 
@@ -124,17 +144,21 @@ def test_trend_against_the_previous_snapshot(upstream_a, definition):
     record(upstream_a, {"model": "m", "temperature": 1})
     second = services.snapshot_create(definition=definition)
     trend = second.payload["trend"]
-    assert trend["new"] == [
+    assert [item["title"] for item in trend["new"]] == [
         "field_removed /stop_reason (POST /v1/messages)",
-        "request rule sampling-parameters-removed",
+        "request rule sampling-parameters-removed: requests of svc",
     ]
-    assert trend["resolved"] == ["field_removed /exception (POST /v1/messages)"]
-    assert trend["growing"] == ["field_removed /content/0/text (POST /v1/messages)"]
+    assert [item["signature"] for item in trend["fixed"]] == ["d" * 64]
+    assert [item["signature"] for item in trend["still_open"]] == ["c" * 64]
+    assert trend["growing"] == ["c" * 64]
+    assert trend["still_open"][0]["previous_exchanges"] == 2 and trend["still_open"][0]["exchanges"] == 9
     with pytest.raises(ValueError, match="immutable"):
         second.save()
 
 
 def test_compat_report_exit_codes(upstream_a, upstream_b, tmp_path):
+    replayed(upstream_b)
+    replayed(upstream_a)
     with pytest.raises(SystemExit) as clean:
         call_command("compat_report", "--upstream", upstream_b.slug, "--versions", "2023-06-01,2026-10-21")
     assert clean.value.code == 0
@@ -242,3 +266,33 @@ def test_a_real_beat_and_worker_produce_snapshots_and_emails(
     assert "team@example.com" in messages[0] and "Blocking (not acknowledged): 1" in messages[0]
     assert all(SECRET not in message for message in messages)
     assert os.path.getsize(sorted(Path(mail_dir).iterdir())[0]) > 1000
+
+
+def test_reports_read_as_words_and_link_back_to_the_audit(client, alice, upstream_a, definition):
+    from django.template import Context, Template
+
+    from migrations_audit.reports.render import plain_text
+
+    every = Template("{% load tracking %}{{ s|every }}")
+    assert [every.render(Context({"s": s})) for s in (86400, 3600, 21600, 900, 90)] == [
+        "every day",
+        "every hour",
+        "every 6 hours",
+        "every 15 minutes",
+        "every 90 seconds",
+    ]
+    label = Template("{% load tracking %}{{ s|status_label }}")
+    assert label.render(Context({"s": "not_started"})) == "Not started"
+    assert (
+        plain_text("`temperature`, `top_p` and `top_k` are rejected")
+        == "temperature, top_p and top_k are rejected"
+    )
+    snapshot = services.snapshot_create(definition=definition)
+    client.force_login(alice)
+    page = client.get(reverse("migrations_audit:report_snapshot", args=[snapshot.pk])).content.decode()
+    differences = f"/u/{upstream_a.slug}/differences/?pair=2023-06-01..2026-10-21"
+    assert differences in page
+    assert client.get(differences).status_code == 200
+    assert (
+        "seconds" not in client.get(reverse("migrations_audit:report", args=[definition.pk])).content.decode()
+    )

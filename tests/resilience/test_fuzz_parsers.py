@@ -1,4 +1,5 @@
-"""Arbitrary input never crashes the SSE parser or the diff engine (hypothesis)."""
+"""Arbitrary input never crashes the SSE parser or the diff engine, and what they answer holds
+(hypothesis): a body compared with itself has no change, two different ones have one."""
 
 import json
 
@@ -45,22 +46,55 @@ def test_sse_parser_takes_any_bytes_split_anywhere(data, cut):
 def test_compare_takes_any_json_bodies(a, b, status_a, status_b):
     left = ResponseSnapshot(status=status_a, body=json.dumps(a).encode())
     right = ResponseSnapshot(status=status_b, body=json.dumps(b).encode())
-    compare_responses(left, right)
+    changes = compare_responses(left, right)
+    assert compare_responses(left, left) == [] and compare_responses(right, right) == []
+    if status_a == status_b and json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True):
+        assert changes == [], "the same document, its keys in another order"
+    if status_a != status_b or a != b:
+        assert changes, "a different status or document is a change"
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(a=st.binary(max_size=300), b=sse_like)
 def test_compare_takes_any_bytes_and_broken_streams(a, b):
-    compare_responses(
-        ResponseSnapshot(status=200, body=a, streamed=True, events=[e.as_dict() for e in parse_sse(a)]),
-        ResponseSnapshot(status=200, body=b, streamed=True, events=[e.as_dict() for e in parse_sse(b)]),
-    )
-    compare_responses(ResponseSnapshot(status=200, body=a), ResponseSnapshot(status=200, body=b))
+    streams = [
+        ResponseSnapshot(status=200, body=body, streamed=True, events=[e.as_dict() for e in parse_sse(body)])
+        for body in (a, b)
+    ]
+    compare_responses(*streams)
+    assert compare_responses(streams[0], streams[0]) == []
+    plain = ResponseSnapshot(status=200, body=a)
+    compare_responses(plain, ResponseSnapshot(status=200, body=b))
+    assert compare_responses(plain, plain) == []
 
 
 def test_deep_json_nesting_is_bounded():
     deep = b"[" * 50_000 + b"]" * 50_000
-    compare_responses(ResponseSnapshot(status=200, body=deep), ResponseSnapshot(status=200, body=b"[]"))
+    assert compare_responses(
+        ResponseSnapshot(status=200, body=deep), ResponseSnapshot(status=200, body=b"[]")
+    )
+    assert (
+        compare_responses(ResponseSnapshot(status=200, body=deep), ResponseSnapshot(status=200, body=deep))
+        == []
+    )
+
+
+def test_json_that_parses_but_nests_past_the_stack_is_compared_as_text():
+    """1,200 levels: json.loads decodes it, a recursive walk would not get through it."""
+
+    def deep(leaf: str) -> str:
+        return "[" * 1200 + leaf + "]" * 1200
+
+    plain = [ResponseSnapshot(status=200, body=deep(leaf).encode()) for leaf in ("1", "2")]
+    assert compare_responses(*plain)
+    streams = [
+        ResponseSnapshot(
+            status=200, body=f"event: completion\ndata: {deep(leaf)}\n\n".encode(), streamed=True
+        )
+        for leaf in ("1", "2")
+    ]
+    assert compare_responses(*streams)
+    assert compare_responses(streams[0], streams[0]) == []
 
 
 def test_deep_json_nesting_in_requests_and_streams_is_bounded():

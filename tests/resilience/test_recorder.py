@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
+from django.db import OperationalError
 
 from migrations_audit.capture import proxy
 from migrations_audit.capture.recording import CapturedExchange
@@ -36,7 +37,7 @@ def store(monkeypatch):
 
     def fake_store(by_upstream):
         if state["down"]:
-            raise ConnectionError("database unavailable")
+            raise OperationalError("database unavailable")
         for items in by_upstream.values():
             state["written"].extend(items)
 
@@ -81,7 +82,7 @@ def test_totals_are_kept_per_upstream_and_stored_once_the_database_answers(store
 
     def fake_store_totals(identity, started_at, totals):
         if store["down"]:
-            raise ConnectionError("database unavailable")
+            raise OperationalError("database unavailable")
         stored.append(totals)
 
     monkeypatch.setattr(proxy, "_store_totals", fake_store_totals)
@@ -103,3 +104,24 @@ def test_totals_are_kept_per_upstream_and_stored_once_the_database_answers(store
         {1: {"recorded": 2, "dropped": 1, "failed": 0}, 2: {"recorded": 2, "dropped": 1, "failed": 0}}
     ]
     assert counts == {"recorded": 4, "pending": 0, "dropped": 2, "failed": 0}
+
+
+def test_database_errors_are_still_waited_out(monkeypatch):
+    state = {"down": True, "written": 0}
+
+    def store(by_upstream):
+        if state["down"]:
+            state["down"] = False  # back for the next try
+            raise OperationalError("database is locked")
+        state["written"] += sum(len(items) for items in by_upstream.values())
+
+    monkeypatch.setattr(proxy, "_store", store)
+    monkeypatch.setattr(proxy, "RETRY_DELAYS", (0.05, 0.05))
+
+    async def scenario():
+        recorder = proxy.Recorder()
+        recorder.submit(1, captured(1))
+        await asyncio.wait_for(recorder.flush(), timeout=10)
+        return recorder.counts()
+
+    assert run(scenario())["recorded"] == 1 and state["written"] == 1

@@ -17,6 +17,7 @@ from migrations_audit.capture.proxy import upstream_url
 from migrations_audit.capture.recording import CapturedExchange
 from migrations_audit.capture.services import exchanges_record
 from migrations_audit.models import (
+    Acknowledgement,
     DifferenceSignature,
     Exchange,
     HarImport,
@@ -88,6 +89,9 @@ def objects(upstream_a, alice):
     snapshot = report_services.snapshot_create(definition=definition)
     job = HarImport.objects.create(upstream=upstream_a, filename="x.har", stored_path="/nonexistent")
     token, _ = services.api_token_create(team=upstream_a.team, name="t")
+    acknowledgement = Acknowledgement.objects.create(
+        upstream=upstream_a, signature=signature.signature, finding="difference", title="t", reason="r"
+    )
     return {
         "slug": upstream_a.slug,
         "exchange_id": exchange.pk,
@@ -100,6 +104,7 @@ def objects(upstream_a, alice):
         "job_id": job.pk,
         "team_slug": upstream_a.team.slug,
         "token_id": token.pk,
+        "acknowledgement_id": acknowledgement.pk,
         "fmt": "json",
     }
 
@@ -194,6 +199,7 @@ def test_every_api_endpoint_wants_credentials(objects, client):
         ("api_runs", reverse("migrations_audit:api_runs")),
         ("api_ingest", reverse("migrations_audit:api_ingest", args=[objects["slug"]])),
         ("api_migration", reverse("migrations_audit:api_migration", args=[objects["migration_id"]])),
+        ("api_acknowledgements", reverse("migrations_audit:api_acknowledgements", args=[objects["slug"]])),
     ]:
         assert client.get(url).status_code in (401, 405), name
         assert client.post(url, b"{}", content_type="application/json").status_code in (401, 405), name
@@ -210,6 +216,12 @@ def test_forms_refuse_posts_without_a_csrf_token(objects, alice):
         reverse("migrations_audit:upstream_new"),
         reverse("migrations_audit:har_imports", args=[objects["slug"]]),
         reverse("migrations_audit:client_claim", args=[objects["slug"], objects["client_id"]]),
+        reverse("migrations_audit:acknowledgement_new", args=[objects["slug"]]),
+        reverse(
+            "migrations_audit:acknowledgement_revoke", args=[objects["slug"], objects["acknowledgement_id"]]
+        ),
+        reverse("migrations_audit:api_acknowledgements", args=[objects["slug"]]),
+        reverse("migrations_audit:report_test_delivery", args=[objects["definition_id"]]),
     ]
     for url in posts:
         assert strict.post(url, {}).status_code == 403, url

@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from migrations_audit.capture.recording import ClientIdentity
-from migrations_audit.capture.services import clients_resolve
+from migrations_audit.capture.services import clients_resolve, traffic_days_add
 from migrations_audit.diff.services import request_findings_record
 from migrations_audit.models import Client, Exchange
 from migrations_audit.secrets import api_key_from_headers, key_fingerprint, mask_headers
@@ -91,6 +91,7 @@ def exchange_store(
     identity = ClientIdentity(kind=Client.Kind.KEY, identity=key_fingerprint(key))
     exchange.client = clients_resolve(upstream=upstream, seen=[(identity, exchange)])[identity.identity]
     exchange.save()
+    traffic_days_add(upstream=upstream, exchanges=[exchange])  # the daily rollup, as capture keeps it
     # Capture checks each request against the target version's request rules as it stores it.
     request_findings_record(exchanges=[exchange])
     return exchange

@@ -146,7 +146,8 @@ def test_each_status_and_impact_is_derived_from_traffic(upstream_a, fleet):
         "sampling": Status.AFFECTED,
         "mixed": Status.IN_PROGRESS,
         "done": Status.MIGRATED,
-        "streamer": Status.AFFECTED,
+        # Only other clients' replays show the SSE change it may hit: not counted (see below).
+        "streamer": Status.NOT_STARTED,
     }
     # Every first status is recorded as a change from nothing, with its cause.
     assert len(changes) == 6
@@ -154,20 +155,24 @@ def test_each_status_and_impact_is_derived_from_traffic(upstream_a, fleet):
 
     names = ("plain", "sampling", "mixed", "done", "streamer", "legacy_plain")
     impact = {name: {e["key"]: e for e in states[fleet[name].pk].evidence["impact"]} for name in names}
+    might = {name: {e["key"]: e for e in states[fleet[name].pk].evidence["might"]} for name in names}
     # The sampling client is hit by the request rule, seen directly on its own exchange.
     sampling = impact["sampling"]["sampling-parameters-removed"]
     assert sampling["direct"]
     assert sorted(sampling["exchange_ids"]) == sorted(e.pk for e in fleet["sampling_exchanges"])
     assert "/temperature" in sampling["why"]
-    # A client that streams completions is hit by the SSE change; one that never streams is not,
-    # but it reads the non-streamed body that lost `exception`.
-    assert set(impact["streamer"]) == {"stream-named-events", "complete-exception-removed"} - {
-        "complete-exception-removed"
-    }
-    assert set(impact["streamer"]["stream-named-events"]["exchange_ids"]) <= {
+    assert set(might["sampling"]) == set(), "what it is affected by is not repeated as a might"
+    # Nothing from the legacy clients' own exchanges shows the completions changes: a client that
+    # streams completions might be hit by the SSE change, one that never streams by the lost
+    # `exception`; shown apart with the reason, never counted.
+    assert impact["streamer"] == {} and impact["legacy_plain"] == {}
+    assert set(might["streamer"]) == {"stream-named-events"}
+    assert not might["streamer"]["stream-named-events"]["direct"]
+    assert "streams on POST /v1/complete" in might["streamer"]["stream-named-events"]["why"]
+    assert set(might["streamer"]["stream-named-events"]["exchange_ids"]) <= {
         e.pk for e in fleet["streamer_exchanges"]
     }
-    assert set(impact["legacy_plain"]) == {"complete-exception-removed"}
+    assert set(might["legacy_plain"]) == {"complete-exception-removed"}
     # Messages clients without sampling parameters are not hit by anything.
     assert impact["plain"] == {}
     assert impact["done"] == {}
@@ -284,13 +289,21 @@ def test_a_tools_change_hits_only_the_clients_that_send_tools(upstream_a):
     services.migration_refresh(migration=migration)
     states = states_by_client(migration)
     tools_state = states[with_tools[0].client_id]
-    assert tools_state.status == Status.AFFECTED
-    [entry] = tools_state.evidence["impact"]
-    assert entry["why"] == "sends tools on POST /v1/messages" and not entry["direct"]
+    # Only another client's replays show the change: the tools client might be hit, not counted.
+    assert tools_state.status == Status.NOT_STARTED and tools_state.evidence["impact"] == []
+    [entry] = tools_state.evidence["might"]
+    assert "sends tools on POST /v1/messages" in entry["why"] and not entry["direct"]
     assert set(entry["exchange_ids"]) == {e.pk for e in with_tools}
     assert "tools" in tools_state.evidence["features"] and tools_state.evidence["sdks"] == ["JS 0.30.1"]
     assert states[without[0].client_id].evidence["impact"] == []
+    assert states[without[0].client_id].evidence["might"] == []
     assert states[without[0].client_id].status == Status.NOT_STARTED
+    # Once a replay of its own exchange shows it, it is affected.
+    DifferenceSignature.objects.get(signature="tool-use-input").clients.add(with_tools[0].client)
+    services.migration_refresh(migration=migration)
+    tools_state.refresh_from_db()
+    assert tools_state.status == Status.AFFECTED and tools_state.evidence["might"] == []
+    assert [entry["key"] for entry in tools_state.evidence["impact"]] == ["tool-use-inp"]
 
 
 def test_a_difference_seen_in_replays_of_a_clients_exchanges_is_direct_evidence(upstream_a, rules):
@@ -321,4 +334,5 @@ def test_a_difference_seen_in_replays_of_a_clients_exchanges_is_direct_evidence(
     [entry] = migration.states.get(client=legacy.client).evidence["impact"]
     assert entry["key"] == "complete-exception-removed" and entry["direct"]
     assert entry["exchange_ids"] == [legacy.pk]
-    assert entry["why"] == "seen in replays of this client's own exchanges"
+    assert entry["why"] == "replays of its own exchanges show it (2023-01-01 → 2023-06-01)"
+    assert entry["pairs"] == [["2023-01-01", "2023-06-01"]] and entry["sources"] == ["replay"]

@@ -306,3 +306,44 @@ def test_admin_lists_tracking_rows_and_keeps_history_read_only(client, migration
         reverse("admin:migrations_audit_statuschange_change", args=[change.pk])
     ).content.decode()
     assert "sk-ant" not in page and 'name="cause"' not in page
+
+
+def test_what_a_client_might_be_affected_by_is_shown_apart_and_never_counted(client, alice, migration):
+    """A breaking difference that only other clients' replays show: the clients that read the same
+    responses might be affected. Shown apart with the reason; their status does not move."""
+    from migrations_audit.models import DifferenceSignature
+
+    upstream = migration.upstream
+    signature = DifferenceSignature.objects.create(
+        upstream=upstream,
+        signature="s" * 64,
+        version_from="2023-06-01",
+        version_to=TARGET,
+        endpoint="POST /v1/messages",
+        kind="field_removed",
+        path="/stop_sequence",
+        classification="breaking",
+        count=2,
+        exchanges=2,
+    )
+    services.migration_refresh(migration=migration)
+    urls, first_client = urls_for(migration)
+    state = migration.states.get(client=first_client)
+    assert state.status == Status.NOT_STARTED and state.evidence["impact"] == []
+    [might] = state.evidence["might"]
+    assert not might["direct"] and "replays of other clients' exchanges show it" in might["why"]
+    client.force_login(alice)
+    clients_page = client.get(urls["clients"]).content.decode()
+    assert "Might be affected: 1" in clients_page and "Affected: 1 breaking" not in clients_page
+    page = client.get(urls["client"]).content.decode()
+    assert "Might be affected" in page and "not counted" in page and "Not affected" in page
+    assert "1 breaking" not in client.get(urls["migration"]).content.decode()
+
+    # A replay of the client's own exchange shows it: now it is affected, and no longer "might".
+    signature.clients.add(first_client)
+    services.migration_refresh(migration=migration)
+    state.refresh_from_db()
+    assert state.status == Status.AFFECTED and state.evidence["might"] == []
+    assert [card["title"] for card in state.evidence["impact"]] == ["field_removed at /stop_sequence"]
+    assert "Affected: 1 breaking" in client.get(urls["clients"]).content.decode()
+    assert "1 breaking" in client.get(urls["migration"]).content.decode()

@@ -1,7 +1,8 @@
 """Demo data for `make run`: a user, a team, the `anthropic` upstream on the emulator. Idempotent."""
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from migrations_audit import demo
@@ -14,8 +15,12 @@ class Command(BaseCommand):
         parser.add_argument("--emulator-url", default=demo.EMULATOR_URL)
 
     def handle(self, *args, emulator_url, **options):
-        with transaction.atomic():
-            summary = demo.demo_seed(emulator_url=emulator_url)
+        try:
+            with transaction.atomic():
+                summary = demo.demo_seed(emulator_url=emulator_url)
+        except ValidationError as error:
+            # The emulator's address must be allowed: `make run` sets MIGRATION_AUDIT_UPSTREAM_HOSTS.
+            raise CommandError(" ".join(error.messages)) from None
         user = get_user_model().objects.get(username=demo.DEMO_USERNAME)
         self.stdout.write(
             f"Demo ready: log in as {user.username} / {demo.DEMO_PASSWORD}; "
