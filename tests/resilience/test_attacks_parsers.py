@@ -194,14 +194,14 @@ def test_a_line_the_database_cannot_take_is_rejected_alone(upstream_a, monkeypat
     """Whatever makes one exchange fail to store (here a poisoned body), the rest of its batch is kept."""
     from migrations_audit.capture import recording
 
-    real = recording.mask_body
+    real = recording.mask_message
 
-    def poisoned(body):
+    def poisoned(*, headers, body, events=None):
         if b"poison" in body:
             raise RecursionError("maximum recursion depth exceeded")
-        return real(body)
+        return real(headers=headers, body=body, events=events)
 
-    monkeypatch.setattr(recording, "mask_body", poisoned)
+    monkeypatch.setattr(recording, "mask_message", poisoned)
     lines = [line(path="/v1/a"), line(path="/v1/b", request_body="poison"), line(path="/v1/c")]
     summary = ndjson_ingest(upstream=upstream_a, lines=lines)
     assert (summary.accepted, summary.rejected) == (2, 1)
