@@ -28,9 +28,12 @@ import zstandard
 from django.conf import settings
 
 from migrations_audit.content_encoding import body_decode, content_encoding
+from migrations_audit.json_depth import json_nests_deeper, json_text_may_nest_deeper, max_json_depth
 
 MASK = "[masked]"
 _MASK_BYTES = MASK.encode()
+# Stored instead of a JSON body that names a secret field and nests too deep to mask.
+TOO_DEEP_BODY = b"[masked: a JSON body nested deeper than MIGRATION_AUDIT_MAX_JSON_DEPTH]"
 # Headers that carry the API key itself: stored only as its fingerprint (it identifies a client).
 KEY_HEADERS = ("x-api-key", "authorization", "anthropic-api-key", "x-goog-api-key", "api-key")
 # A header named like these is secret whatever the settings say (x-amz-security-token, x-foo-api-key).
@@ -328,16 +331,23 @@ def _mask_json(body: bytes) -> bytes:
 
     try:
         decoded = json.loads(body, object_pairs_hook=members)
-    except (ValueError, RecursionError):
+    except RecursionError:  # nested past the parser's stack: it may hide a secret field anywhere
+        return TOO_DEEP_BODY
+    except ValueError:
         return _mask_json_text(body)
+    limit = max_json_depth()
+    if json_text_may_nest_deeper(body, limit) and json_nests_deeper(decoded, limit):
+        # Real API bodies nest a few levels: past the depth, keep no part of a body that may name a
+        # secret field (the walk below would cope, but what reads the body later may not).
+        return TOO_DEEP_BODY
     # With a key given twice, the raw text holds a value the decoded document lost: written again
     # (as the API reads it, the last value winning), the raw text is never kept.
     if not _mask_fields(decoded) and not duplicated:
         return body
     try:
         return _JSON_TEXT.encode(decoded).encode()
-    except (ValueError, RecursionError):
-        return _mask_json_text(body)
+    except RecursionError:
+        return TOO_DEEP_BODY
 
 
 def mask_json_fields(value):

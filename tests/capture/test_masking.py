@@ -14,7 +14,7 @@ from migrations_audit.capture.recording import CapturedExchange, client_identity
 from migrations_audit.content_encoding import body_decode
 from migrations_audit.models import Exchange
 from migrations_audit.replay.services import replay_request
-from migrations_audit.secrets import MASK, key_fingerprint, mask_body, mask_headers
+from migrations_audit.secrets import MASK, TOO_DEEP_BODY, key_fingerprint, mask_body, mask_headers
 
 ANTHROPIC = "sk-ant-api03-SECRETanthropic0123456789"
 # One of each known format, as it could appear in a prompt, a log line or a config dump.
@@ -128,11 +128,17 @@ def test_secret_fields_are_masked_in_any_json_body(upstream_a, body):
     assert b"SECRET" not in bytes(exchange.request_body)
 
 
-def test_deeply_nested_json_is_masked_without_recursion(upstream_a):
-    """Deeper than the JSON reader's stack: masked as text, not raised as an error."""
-    body = b'{"a": ' * 1200 + b'{"api_key": "SECRET-deep"}' + b"}" * 1200
-    exchange = stored(upstream_a, request_body=body)
-    assert b"SECRET" not in bytes(exchange.request_body) and MASK.encode() in bytes(exchange.request_body)
+@pytest.mark.parametrize("depth", [50, 500, 1200])
+def test_deeply_nested_json_is_masked_without_recursion(upstream_a, depth):
+    """Masked field by field within MIGRATION_AUDIT_MAX_JSON_DEPTH (100); deeper, past a recursive
+    walk's comfort or the JSON parser's stack, replaced whole: never raised, never kept in clear."""
+    body = b'{"a": ' * depth + b'{"api_key": "SECRET-deep"}' + b"}" * depth
+    stored_body = bytes(stored(upstream_a, request_body=body).request_body)
+    assert b"SECRET" not in stored_body
+    if depth == 50:
+        assert stored_body.count(b'{"a": ') == depth and b'"api_key": "[masked]"' in stored_body
+    else:
+        assert stored_body == TOO_DEEP_BODY
 
 
 @pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", ""])
