@@ -90,7 +90,7 @@ def test_a_broken_data_file_fails_at_load(tmp_path):
     # What a model rejects lives in the product's model rules, never here.
     data["models"][-1] = {**data["models"][0], "id": "claude-new", "aliases": [], "rejects": ["temperature"]}
     path.write_text(json.dumps(data))
-    with pytest.raises(ValueError, match="anthropic-models.json"):
+    with pytest.raises(ValueError, match=r"anthropic-models\.json"):
         load_catalogue(path)
 
 
