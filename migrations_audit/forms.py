@@ -50,6 +50,7 @@ class UpstreamForm(forms.ModelForm):
             "version_header",
             "baseline_version",
             "target_version",
+            "target_model",
             "rate_limit_rps",
             "rate_limit_concurrency",
             "max_tokens_clamp",

@@ -423,3 +423,34 @@ def test_a_replay_with_another_model_than_the_target_settles_no_model_finding(up
     exchange = record(upstream, body("claude-sonnet-4-5", thinking=BUDGET), who=who)
     replay_run(upstream, exchange, target_raw=bytes(exchange.request_body))
     assert RequestFinding.objects.get(exchange=exchange).confirmed is None
+
+
+@pytest.mark.django_db
+def test_a_new_anthropic_upstream_gets_the_model_rules_and_its_target_model_is_a_setting(
+    client, alice, bob, team_a
+):
+    form = {
+        "team": team_a.pk,
+        "name": "Anthropic EU",
+        "slug": "anthropic-eu",
+        "base_url": "http://127.0.0.1:9",
+        "version_header": "anthropic-version",
+        "baseline_version": "2023-06-01",
+        "target_version": "2026-10-21",
+        "target_model": "claude-sonnet-5",
+        "rate_limit_rps": 5,
+        "rate_limit_concurrency": 2,
+        "record_one_in": 1,
+        "replay_key_header": "x-api-key",
+        "versions_text": "2023-06-01\n2026-10-21",
+        "endpoints_text": "POST /v1/messages",
+        "volatile_text": "",
+    }
+    client.force_login(bob)  # a viewer of team A
+    assert client.post("/settings/upstreams/new/", form).status_code == 403
+    assert not Upstream.objects.filter(slug="anthropic-eu").exists()
+    client.force_login(alice)
+    assert client.post("/settings/upstreams/new/", form).status_code == 302
+    upstream = Upstream.objects.get(slug="anthropic-eu")
+    assert upstream.target_model == "claude-sonnet-5"
+    assert set(upstream.model_rules.values_list("key", flat=True)) == set(SPECS)
