@@ -14,7 +14,13 @@ from django.db.models import F, Q
 
 from migrations_audit.bulk import rows_insert
 from migrations_audit.content_encoding import body_decode
-from migrations_audit.model_rules import KEY_PREFIX, model_ruleset_load, model_violations, request_model
+from migrations_audit.model_rules import (
+    KEY_PREFIX,
+    model_matches,
+    model_ruleset_load,
+    model_violations,
+    request_model,
+)
 from migrations_audit.models import (
     ChangelogRule,
     Difference,
@@ -130,6 +136,8 @@ def request_findings_record(*, exchanges: list[Exchange]) -> None:
             rule for rule in ChangelogRule.objects.filter(upstream=upstream) if rule.match.get("request")
         ]
         model_rules = list(ModelRule.objects.filter(upstream=upstream))
+        if upstream.target_model:  # one model for every request: only its rules, often none to parse for
+            model_rules = [r for r in model_rules if model_matches(r.model_pattern, upstream.target_model)]
         for exchange in by_upstream[upstream.pk]:
             findings += _version_findings(upstream, exchange, rules) + _model_findings(
                 upstream, exchange, model_rules

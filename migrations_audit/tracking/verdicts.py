@@ -175,7 +175,14 @@ def _request_cards(upstream, scope: Scope, client_ids, cards, *, examples: bool)
     if client_ids is not None:
         findings = findings.filter(client_id__in=client_ids)
     rows = findings.values(
-        "client_id", "rule__key", "rule__title", "model_rule__key", "model_rule__title", "version", "field"
+        "client_id",
+        "rule__key",
+        "rule__title",
+        "model_rule__key",
+        "model_rule__title",
+        "model",
+        "version",
+        "field",
     ).annotate(exchanges=Count("exchange", distinct=True), last=Max("exchange_id"))
     details: dict[tuple[int, str], dict] = {}
     for row in rows:
@@ -189,8 +196,12 @@ def _request_cards(upstream, scope: Scope, client_ids, cards, *, examples: bool)
             else (rule_ref(row["model_rule__key"]), row["model_rule__title"])
         )
         card = cards[row["client_id"]].setdefault(key, _card(key, title))
-        detail = details.setdefault((row["client_id"], key), {"fields": set(), "exchanges": 0})
+        detail = details.setdefault(
+            (row["client_id"], key), {"fields": set(), "models": set(), "exchanges": 0}
+        )
         detail["fields"].add(row["field"])
+        if row["model"]:
+            detail["models"].add(row["model"])
         detail["exchanges"] = max(detail["exchanges"], row["exchanges"])
         if "request" not in card["sources"]:
             card["sources"].append("request")
@@ -202,7 +213,12 @@ def _request_cards(upstream, scope: Scope, client_ids, cards, *, examples: bool)
         card["count"] += detail["exchanges"]
         under = ", ".join(card["rejected_under"])
         fields = ", ".join(sorted(detail["fields"]))
-        card["why"] = _join(card["why"], f"its recorded requests are rejected under {under} ({fields})")
+        if detail["models"]:
+            by = ", ".join(sorted(detail["models"]))
+            why = f"its recorded requests would be rejected by {by} under {under} ({fields})"
+        else:
+            why = f"its recorded requests are rejected under {under} ({fields})"
+        card["why"] = _join(card["why"], why)
         if examples:
             card["exchange_ids"] = list(
                 findings.filter(_finding_of(key), client_id=client_id, version__in=card["rejected_under"])

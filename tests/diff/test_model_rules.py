@@ -301,6 +301,10 @@ def test_the_request_check_flags_what_the_target_model_rejects(upstream, client,
         ["request"],
         47,
     )
+    assert card["why"] == (
+        "its recorded requests would be rejected by claude-sonnet-5 under 2026-10-21"
+        " (/thinking/budget_tokens)"
+    )
 
     # The report lists it among the request rules, per client, with its own signature.
     payload = report_payload(upstream=upstream, version_from="2023-06-01", version_to="2026-10-21")
