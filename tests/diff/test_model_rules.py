@@ -458,3 +458,26 @@ def test_a_new_anthropic_upstream_gets_the_model_rules_and_its_target_model_is_a
     upstream = Upstream.objects.get(slug="anthropic-eu")
     assert upstream.target_model == "claude-sonnet-5"
     assert set(upstream.model_rules.values_list("key", flat=True)) == set(SPECS)
+
+
+@pytest.mark.django_db
+def test_model_rules_are_edited_in_the_admin(client, upstream_a, alice, bob):
+    rule = ModelRule.objects.get(upstream=upstream_a, key="fable-5-thinking-disabled")
+    client.force_login(bob)  # not staff
+    assert client.get("/admin/migrations_audit/modelrule/").status_code == 302
+    type(alice).objects.filter(pk=alice.pk).update(is_staff=True, is_superuser=True)
+    client.force_login(alice)
+    listing = client.get("/admin/migrations_audit/modelrule/").content.decode()
+    assert "fable-5-thinking-disabled" in listing and "claude-fable-5" in listing
+    page = client.get(f"/admin/migrations_audit/modelrule/{rule.pk}/change/")
+    assert page.status_code == 200
+    form = page.context["adminform"].form
+    data = {name: form.initial.get(name, "") for name in form.fields}
+    data.update(
+        upstream=upstream_a.pk,
+        match=json.dumps(rule.match),
+        error_message="thinking.type: thinking cannot be disabled on this model.",
+    )
+    assert client.post(f"/admin/migrations_audit/modelrule/{rule.pk}/change/", data).status_code == 302
+    rule.refresh_from_db()
+    assert rule.error_message == "thinking.type: thinking cannot be disabled on this model."
