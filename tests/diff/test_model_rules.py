@@ -6,6 +6,7 @@ Team A moves checkout-service from claude-sonnet-4-5 to claude-sonnet-5; checkou
 for extended thinking with a token budget."""
 
 import hashlib
+import importlib
 import json
 
 import pytest
@@ -481,3 +482,16 @@ def test_model_rules_are_edited_in_the_admin(client, upstream_a, alice, bob):
     assert client.post(f"/admin/migrations_audit/modelrule/{rule.pk}/change/", data).status_code == 302
     rule.refresh_from_db()
     assert rule.error_message == "thinking.type: thinking cannot be disabled on this model."
+
+
+@pytest.mark.django_db
+def test_the_migration_installs_the_model_rules_of_anthropic_upstreams_that_exist(upstream_a, upstream_b):
+    from django.apps import apps
+
+    install = importlib.import_module("migrations_audit.migrations.0008_model_rules").install_model_rules
+    ModelRule.objects.all().delete()
+    Upstream.objects.filter(pk=upstream_b.pk).update(version_header="stripe-version")
+    install(apps, None)
+    install(apps, None)  # idempotent
+    assert set(upstream_a.model_rules.values_list("key", flat=True)) == set(SPECS)
+    assert not upstream_b.model_rules.exists()
