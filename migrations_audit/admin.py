@@ -81,6 +81,13 @@ class ChangelogRuleAdmin(admin.ModelAdmin):
     list_filter = ["upstream", "version_to", "classification"]
 
 
+@admin.register(models.ModelRule)
+class ModelRuleAdmin(admin.ModelAdmin):
+    list_display = ["key", "upstream", "model_pattern", "classification", "error_status", "title"]
+    list_filter = ["upstream", "classification"]
+    search_fields = ["key", "model_pattern", "title"]
+
+
 @admin.register(models.Difference)
 class DifferenceAdmin(admin.ModelAdmin):
     list_display = ["exchange", "version_from", "version_to", "kind", "path", "classification", "rule"]
@@ -125,7 +132,7 @@ class AcknowledgementAdmin(admin.ModelAdmin):
 
 @admin.register(models.RequestFinding)
 class RequestFindingAdmin(admin.ModelAdmin):
-    list_display = ["exchange", "version", "rule", "field", "confirmed"]
+    list_display = ["exchange", "version", "rule", "model_rule", "model", "field", "confirmed"]
     raw_id_fields = ["exchange", "client"]
 
 

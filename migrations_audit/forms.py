@@ -50,6 +50,7 @@ class UpstreamForm(forms.ModelForm):
             "version_header",
             "baseline_version",
             "target_version",
+            "target_model",
             "rate_limit_rps",
             "rate_limit_concurrency",
             "max_tokens_clamp",
@@ -140,7 +141,8 @@ class UpstreamForm(forms.ModelForm):
                     upstream=upstream, replay_key=self.cleaned_data["replay_key"]
                 )
             if is_new and upstream.version_header == "anthropic-version":
-                from migrations_audit.diff.services import changelog_rules_install
+                from migrations_audit.diff.services import changelog_rules_install, model_rules_install
 
                 changelog_rules_install(upstream=upstream)
+                model_rules_install(upstream=upstream)
         return upstream

@@ -84,9 +84,10 @@ def upstream_create(
         if replay_key:
             upstream_set_replay_key(upstream=upstream, replay_key=replay_key)
         if is_anthropic:
-            from migrations_audit.diff.services import changelog_rules_install
+            from migrations_audit.diff.services import changelog_rules_install, model_rules_install
 
             changelog_rules_install(upstream=upstream)
+            model_rules_install(upstream=upstream)
     return upstream
 
 

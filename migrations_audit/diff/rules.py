@@ -10,6 +10,10 @@ A rule's `match` holds any of:
 
 Rules ship per upstream as JSON files in rulesets/ and are loaded into ChangelogRule rows
 (services.changelog_rules_install), where the admin can edit them.
+
+Model rules (migrations_audit.model_rules, ModelRule rows) hold under any version: an
+outcome_changed whose error is the one a model rule answers, or names the field it forbids in the
+request for the request's model, is explained by that model rule (its key prefixed, `model:<key>`).
 """
 
 import json
@@ -17,6 +21,8 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+
+from migrations_audit.model_rules import model_violations, rule_ref
 
 from .changes import NOISE, Change
 from .request_check import is_dated_version, request_violations
@@ -67,11 +73,16 @@ def changes_explain(
     version_to: str,
     endpoint: str = "",
     request_body: bytes = b"",
+    model_rules=(),
+    model: str = "",
 ) -> list[Change]:
     """Attach to each change the rule that explains it, and the rule's classification (noise
-    stays noise). Renames are merged into one change. Returns the (possibly shorter) list."""
+    stays noise). Renames are merged into one change. Returns the (possibly shorter) list.
+
+    `model_rules` explain an outcome_changed for the model the request names (or `model`, the
+    model the rejected side was sent with, when it differs)."""
     rules = [rule for rule in rules if rule_in_range(rule, version_from, version_to)]
-    if not rules:
+    if not rules and not model_rules:
         return changes
     changes = _pair_renames(changes, rules)
     for change in changes:
@@ -79,6 +90,8 @@ def changes_explain(
             continue
         if change.kind == "outcome_changed":
             _explain_outcome(change, rules, version_from, version_to, endpoint, request_body)
+            if change.rule_key is None and model_rules:
+                _explain_outcome_by_model(change, model_rules, endpoint, request_body, model)
             continue
         for rule in rules:
             match = rule.match or {}
@@ -95,8 +108,8 @@ def changes_explain(
     return changes
 
 
-def _attach(change: Change, rule) -> None:
-    change.rule_key = rule.key
+def _attach(change: Change, rule, key: str | None = None) -> None:
+    change.rule_key = key or rule.key
     if change.classification != NOISE:
         change.classification = rule.classification
 
@@ -143,6 +156,28 @@ def _explain_outcome(change, rules, version_from, version_to, endpoint, request_
                 change.path = violation.field
             rule = next(rule for rule in request_rules if rule.key == violation.rule_key)
             _attach(change, rule)
+            return
+
+
+def _explain_outcome_by_model(change, model_rules, endpoint, request_body, model) -> None:
+    """A request rejected on one side: the model rule it breaks explains it when the error is the
+    rule's own (its message) or names the field the rule finds at fault."""
+    if not request_body or not endpoint:
+        return
+    before, after = change.before or {}, change.after or {}
+    rejected = after if (after.get("status") or 0) >= 400 else before
+    method, _, path = endpoint.partition(" ")
+    violations = model_violations(rules=model_rules, method=method, path=path, body=request_body, model=model)
+    by_key = {rule.key: rule for rule in model_rules}
+    for violation in violations:
+        rule = by_key[violation.rule_key]
+        same_error = rejected.get("message") == rule.error_message and (
+            rejected.get("status") in (None, rule.error_status)
+        )
+        if same_error or (change.path != "outcome" and fields_related(change.path, violation.field)):
+            if change.path == "outcome":
+                change.path = violation.field
+            _attach(change, rule, key=rule_ref(rule.key))
             return
 
 

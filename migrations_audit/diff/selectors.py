@@ -20,6 +20,10 @@ from migrations_audit.models.diff import ComparisonTally, ExchangeComparison
 
 from .changes import BREAKING, NOISE
 
+# What explains a difference: a changelog rule or a model rule; neither is "unexplained".
+RULES = ("rule", "model_rule")
+_UNEXPLAINED = When(rule__isnull=True, model_rule__isnull=True, then=Value(1))
+
 
 def signatures_for_upstream(
     *,
@@ -35,7 +39,7 @@ def signatures_for_upstream(
     widespread. Each carries `compared` (exchanges compared for its versions and endpoint) and
     `share` (the share of them it affects). `run` keeps the signatures that run's differences
     have, `client` those seen on the client's exchanges, `classification` one class."""
-    signatures = DifferenceSignature.objects.filter(upstream=upstream).select_related("rule", "example")
+    signatures = DifferenceSignature.objects.filter(upstream=upstream).select_related(*RULES, "example")
     if version_from:
         signatures = signatures.filter(version_from=version_from)
     if version_to:
@@ -59,7 +63,7 @@ def signatures_for_upstream(
         signatures.filter(exchanges__gt=0)
         .annotate(
             compared=Coalesce(Subquery(compared, output_field=IntegerField()), Value(0)),
-            unexplained=Case(When(rule__isnull=True, then=Value(1)), default=Value(0)),
+            unexplained=Case(_UNEXPLAINED, default=Value(0)),
             breaking=Case(When(classification=BREAKING, then=Value(1)), default=Value(0)),
         )
         .annotate(
@@ -77,23 +81,23 @@ def signatures_for_upstream(
 
 def signatures_for_client(*, client: Client, include_noise: bool = False):
     """The signatures a client's exchanges showed, unexplained and breaking first."""
-    signatures = DifferenceSignature.objects.filter(clients=client).select_related("rule", "example")
+    signatures = DifferenceSignature.objects.filter(clients=client).select_related(*RULES, "example")
     if not include_noise:
         signatures = signatures.exclude(classification=NOISE)
     return signatures.annotate(
-        unexplained=Case(When(rule__isnull=True, then=Value(1)), default=Value(0)),
+        unexplained=Case(_UNEXPLAINED, default=Value(0)),
         breaking=Case(When(classification=BREAKING, then=Value(1)), default=Value(0)),
     ).order_by("-unexplained", "-breaking", "-exchanges", "kind", "path")
 
 
 def differences_for_run(*, run: ReplayRun, include_noise: bool = False):
     """A run's differences, for its report: breaking and unexplained first."""
-    differences = Difference.objects.filter(run=run).select_related("rule", "exchange")
+    differences = Difference.objects.filter(run=run).select_related(*RULES, "exchange")
     if not include_noise:
         differences = differences.exclude(classification=NOISE)
-    return differences.annotate(
-        unexplained=Case(When(rule__isnull=True, then=Value(1)), default=Value(0))
-    ).order_by("-unexplained", "classification", "exchange_id", "version_from", "version_to", "path")
+    return differences.annotate(unexplained=Case(_UNEXPLAINED, default=Value(0))).order_by(
+        "-unexplained", "classification", "exchange_id", "version_from", "version_to", "path"
+    )
 
 
 def comparisons_for_run(*, run: ReplayRun):
@@ -110,8 +114,8 @@ def differences_for_exchange(*, exchange: Exchange):
     """An exchange's differences, latest run first, breaking and unexplained first within it."""
     return (
         Difference.objects.filter(exchange=exchange)
-        .select_related("rule", "run")
-        .annotate(unexplained=Case(When(rule__isnull=True, then=Value(1)), default=Value(0)))
+        .select_related(*RULES, "run")
+        .annotate(unexplained=Case(_UNEXPLAINED, default=Value(0)))
         .order_by("-run_id", "version_from", "version_to", "classification", "-unexplained", "path")
     )
 
@@ -158,7 +162,7 @@ def request_findings_summary(*, upstream: Upstream, version: str) -> RequestFind
     checked = TrafficDay.objects.filter(upstream=upstream).exclude(api_version=version)
     findings = RequestFinding.objects.filter(upstream=upstream, version=version)
     per_rule = (
-        findings.values("rule")
+        findings.values("rule", "model_rule")
         .annotate(
             exchanges=Count("exchange", distinct=True),
             clients=Count("client", distinct=True),
@@ -167,9 +171,7 @@ def request_findings_summary(*, upstream: Upstream, version: str) -> RequestFind
         )
         .order_by("-exchanges")
     )
-    rules = {
-        rule.pk: rule for rule in upstream.changelog_rules.filter(pk__in=[row["rule"] for row in per_rule])
-    }
+    rules = _finding_rules(upstream, per_rule)
     rejected_by_client = {
         row["client"]: row["rejected"]
         for row in findings.values("client").annotate(rejected=Count("exchange", distinct=True))
@@ -188,7 +190,7 @@ def request_findings_summary(*, upstream: Upstream, version: str) -> RequestFind
         exchanges_rejected=findings.values("exchange").distinct().count(),
         rules=[
             RuleFindings(
-                rule=rules[row["rule"]],
+                rule=rules[(row["rule"], row["model_rule"])],
                 exchanges=row["exchanges"],
                 clients=row["clients"],
                 confirmed=row["confirmed_count"],
@@ -214,16 +216,22 @@ def request_findings_by_client(*, upstream: Upstream, version: str) -> list[dict
     than the count itself."""
     rows = list(
         RequestFinding.objects.filter(upstream=upstream, version=version)
-        .values("rule_id", "client_id")
+        .values("rule_id", "model_rule_id", "client_id")
         .annotate(exchanges=Count("exchange", distinct=True))
         .order_by()
     )
-    rules = {
-        rule["pk"]: rule
-        for rule in upstream.changelog_rules.filter(pk__in={row["rule_id"] for row in rows}).values(
-            "pk", "key", "title"
-        )
-    }
+    rules = _finding_rules(upstream, [{"rule": r["rule_id"], "model_rule": r["model_rule_id"]} for r in rows])
     for row in rows:
-        row["rule__key"], row["rule__title"] = rules[row["rule_id"]]["key"], rules[row["rule_id"]]["title"]
+        rule = rules[(row["rule_id"], row["model_rule_id"])]
+        row["rule__key"], row["rule__title"] = rule.ref, rule.title
     return sorted(rows, key=lambda row: (row["rule__key"], row["client_id"] or 0))
+
+
+def _finding_rules(upstream: Upstream, rows) -> dict[tuple, object]:
+    """(rule id, model rule id) -> the changelog rule or model rule of findings grouped by both."""
+    changelog = upstream.changelog_rules.in_bulk([row["rule"] for row in rows if row["rule"]])
+    model = upstream.model_rules.in_bulk([row["model_rule"] for row in rows if row["model_rule"]])
+    return {
+        (row["rule"], row["model_rule"]): changelog[row["rule"]] if row["rule"] else model[row["model_rule"]]
+        for row in rows
+    }

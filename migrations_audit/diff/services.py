@@ -14,11 +14,19 @@ from django.db.models import F, Q
 
 from migrations_audit.bulk import rows_insert
 from migrations_audit.content_encoding import body_decode
+from migrations_audit.model_rules import (
+    KEY_PREFIX,
+    model_matches,
+    model_ruleset_load,
+    model_violations,
+    request_model,
+)
 from migrations_audit.models import (
     ChangelogRule,
     Difference,
     DifferenceSignature,
     Exchange,
+    ModelRule,
     ReplayResult,
     ReplayRun,
     RequestFinding,
@@ -59,6 +67,33 @@ def changelog_rules_install(
     return written
 
 
+def model_rules_install(*, upstream: Upstream, ruleset: str = "anthropic", overwrite: bool = False) -> int:
+    """Load a shipped model ruleset (rulesets/<ruleset>-models.json, which the emulator reads too)
+    into the upstream's ModelRule rows; returns how many were written. Idempotent, as
+    changelog_rules_install: rules the admin edited stay as they are unless `overwrite`."""
+    written = 0
+    for spec in model_ruleset_load(ruleset):
+        values = {
+            "model_pattern": spec.model_pattern,
+            "title": spec.title,
+            "explanation": spec.explanation,
+            "classification": spec.classification,
+            "match": spec.match,
+            "error_status": spec.error_status,
+            "error_type": spec.error_type,
+            "error_message": spec.error_message,
+            "documentation_url": spec.documentation_url,
+            "source": spec.source,
+        }
+        if overwrite:
+            ModelRule.objects.update_or_create(upstream=upstream, key=spec.key, defaults=values)
+            written += 1
+        else:
+            _, created = ModelRule.objects.get_or_create(upstream=upstream, key=spec.key, defaults=values)
+            written += created
+    return written
+
+
 def snapshot_from_exchange(exchange: Exchange) -> ResponseSnapshot:
     headers = exchange.response_headers or {}
     return ResponseSnapshot(
@@ -84,7 +119,9 @@ def snapshot_from_result(result: ReplayResult) -> ResponseSnapshot:
 
 
 def request_findings_record(*, exchanges: list[Exchange]) -> None:
-    """Check each exchange against its upstream's target-version request rules; store what breaks.
+    """Check each exchange against its upstream's target: the target version's request rules, and
+    the model rules of the model it would be sent with (the upstream's target model, or the one
+    the request names); store what breaks.
 
     One query for the rules of each upstream in the batch and one insert, whatever its size."""
     by_upstream: dict[int, list[Exchange]] = {}
@@ -98,33 +135,70 @@ def request_findings_record(*, exchanges: list[Exchange]) -> None:
         rules = [
             rule for rule in ChangelogRule.objects.filter(upstream=upstream) if rule.match.get("request")
         ]
-        if not rules:
-            continue
-        rules_by_key = {rule.key: rule for rule in rules}
+        model_rules = list(ModelRule.objects.filter(upstream=upstream))
+        if upstream.target_model:  # one model for every request: only its rules, often none to parse for
+            model_rules = [r for r in model_rules if model_matches(r.model_pattern, upstream.target_model)]
         for exchange in by_upstream[upstream.pk]:
-            if exchange.api_version == target:
-                continue  # already sent under the target: its own response says how it fares
-            violations = request_violations(
-                upstream_rules=rules,
-                version=target,
-                method=exchange.method,
-                path=exchange.path,
-                body=bytes(exchange.request_body or b""),
+            findings += _version_findings(upstream, exchange, rules) + _model_findings(
+                upstream, exchange, model_rules
             )
-            for violation in violations:
-                findings.append(
-                    RequestFinding(
-                        upstream=upstream,
-                        exchange=exchange,
-                        client_id=exchange.client_id,
-                        version=target,
-                        rule=rules_by_key[violation.rule_key],
-                        field=violation.field[:200],
-                        message=violation.message[:500],
-                    )
-                )
     if findings:
         RequestFinding.objects.bulk_create(findings, ignore_conflicts=True)
+
+
+def _version_findings(upstream: Upstream, exchange: Exchange, rules) -> list[RequestFinding]:
+    target = upstream.target_version
+    if not rules or exchange.api_version == target:
+        return []  # already sent under the target: its own response says how it fares
+    rules_by_key = {rule.key: rule for rule in rules}
+    violations = request_violations(
+        upstream_rules=rules,
+        version=target,
+        method=exchange.method,
+        path=exchange.path,
+        body=bytes(exchange.request_body or b""),
+    )
+    return [
+        RequestFinding(
+            upstream=upstream,
+            exchange=exchange,
+            client_id=exchange.client_id,
+            version=target,
+            rule=rules_by_key[violation.rule_key],
+            field=violation.field[:200],
+            message=violation.message[:500],
+        )
+        for violation in violations
+    ]
+
+
+def _model_findings(upstream: Upstream, exchange: Exchange, model_rules) -> list[RequestFinding]:
+    """The model rules that the model the request would be sent with (the target model, or its
+    own) rejects it by. Recorded under the target version, as what the move to the target meets.
+    Not for a request already sent exactly so (target version and model): its own response says."""
+    if not model_rules:
+        return []
+    body = bytes(exchange.request_body or b"")
+    target_model = upstream.target_model
+    violations = model_violations(
+        rules=model_rules, method=exchange.method, path=exchange.path, body=body, model=target_model
+    )
+    if exchange.api_version == upstream.target_version:
+        violations = [v for v in violations if target_model and request_model(body, v.field) != target_model]
+    rules_by_key = {rule.key: rule for rule in model_rules}
+    return [
+        RequestFinding(
+            upstream=upstream,
+            exchange=exchange,
+            client_id=exchange.client_id,
+            version=upstream.target_version,
+            model_rule=rules_by_key[violation.rule_key],
+            model=violation.model[:100],
+            field=violation.field[:200],
+            message=violation.message[:500],
+        )
+        for violation in violations
+    ]
 
 
 # An exchange's recorded response: what replay never reads, and the diff only when it compares it.
@@ -177,7 +251,10 @@ def exchanges_diff_record(*, run_id: int, exchange_ids: list[int], held: Iterabl
     results: dict[int, list[ReplayResult]] = {}
     for result in sorted([*held, *done], key=lambda result: (result.attempt, result.pk)):
         results.setdefault(result.exchange_id, []).append(result)
-    rules = list(ChangelogRule.objects.filter(upstream=run.upstream))
+    rules = _Rules(
+        changelog=list(ChangelogRule.objects.filter(upstream=run.upstream)),
+        model=list(ModelRule.objects.filter(upstream=run.upstream)),
+    )
     known_noise: dict[tuple, dict] = {}
     diffs = [
         _exchange_compare(run, exchange, results.get(exchange.pk, []), rules, known_noise)
@@ -189,7 +266,27 @@ def exchanges_diff_record(*, run_id: int, exchange_ids: list[int], held: Iterabl
         _differences_replace(run=run, diffs=diffs, rules=rules)
 
 
-def _exchange_compare(run: ReplayRun, exchange: Exchange, results, rules, known_noise: dict) -> _ExchangeDiff:
+@dataclass
+class _Rules:
+    """An upstream's changelog rules and model rules, and which one a change's rule_key names."""
+
+    changelog: list
+    model: list
+
+    def __post_init__(self):
+        self._changelog = {rule.key: rule for rule in self.changelog}
+        self._model = {rule.key: rule for rule in self.model}
+
+    def of(self, rule_key: str | None) -> dict:
+        """The `rule` / `model_rule` fields of a row explained by `rule_key`."""
+        if rule_key and rule_key.startswith(KEY_PREFIX):
+            return {"rule": None, "model_rule": self._model.get(rule_key.removeprefix(KEY_PREFIX))}
+        return {"rule": self._changelog.get(rule_key), "model_rule": None}
+
+
+def _exchange_compare(
+    run: ReplayRun, exchange: Exchange, results, rules: _Rules, known_noise: dict
+) -> _ExchangeDiff:
     upstream = run.upstream
     primary: dict[str, ResponseSnapshot] = {}
     repeats: dict[str, list[ResponseSnapshot]] = {}
@@ -238,11 +335,12 @@ def _exchange_compare(run: ReplayRun, exchange: Exchange, results, rules, known_
         )
         changes = changes_explain(
             changes,
-            rules=rules,
+            rules=rules.changelog,
             version_from=version_from,
             version_to=version_to,
             endpoint=exchange.endpoint,
             request_body=request_body,
+            model_rules=rules.model,
         )
         compared.append((version_from, version_to, changes))
     return _ExchangeDiff(exchange=exchange, compared=compared, replayed=replayed)
@@ -319,7 +417,6 @@ def _differences_replace(*, run, diffs: list[_ExchangeDiff], rules) -> None:
         )
     old.delete()
 
-    rules_by_key = {rule.key: rule for rule in rules}
     rows: list[Difference] = []
     tallies: dict[str, _SignatureTally] = {}
     comparisons: dict[tuple[int, str, str], dict] = {}
@@ -362,7 +459,7 @@ def _differences_replace(*, run, diffs: list[_ExchangeDiff], rules) -> None:
                         before=_storable(change.before),
                         after=_storable(change.after),
                         classification=change.classification,
-                        rule=rules_by_key.get(change.rule_key),
+                        **rules.of(change.rule_key),
                         signature=signature,
                         noise_rate=change.noise_rate,
                     )
@@ -383,7 +480,7 @@ def _differences_replace(*, run, diffs: list[_ExchangeDiff], rules) -> None:
     # Last, just before the commit: the aggregates are rows every worker updates, locked from the
     # first update to the end of the transaction. Taken in one order (no deadlock between workers).
     _tallies_add(upstream_id=upstream_id, created=created)
-    _signatures_add(upstream_id=upstream_id, tallies=tallies, rules_by_key=rules_by_key)
+    _signatures_add(upstream_id=upstream_id, tallies=tallies, rules=rules)
     for diff in diffs:
         _noise_propagate(run=run, exchange=diff.exchange, compared=diff.compared)
 
@@ -425,7 +522,7 @@ def _tallies_add(*, upstream_id: int, created: dict[tuple[str, str, str], int]) 
         ComparisonTally.objects.filter(pk=tally.pk).update(exchanges=F("exchanges") + count)
 
 
-def _signatures_add(*, upstream_id: int, tallies: dict[str, _SignatureTally], rules_by_key) -> None:
+def _signatures_add(*, upstream_id: int, tallies: dict[str, _SignatureTally], rules: _Rules) -> None:
     """Add a batch's differences to the per-signature aggregates: one update per signature."""
     if not tallies:
         return
@@ -440,7 +537,7 @@ def _signatures_add(*, upstream_id: int, tallies: dict[str, _SignatureTally], ru
                 kind=tally.change.kind,
                 path=tally.path[:500],
                 classification=tally.change.classification,
-                rule=rules_by_key.get(tally.change.rule_key),
+                **rules.of(tally.change.rule_key),
                 example=tally.example,
             )
             for signature, tally in tallies.items()
@@ -512,7 +609,15 @@ def _findings_settle(diffs: list[_ExchangeDiff]) -> None:
     it meets, so a request that breaks two rules is rejected for one of them: the request check
     predicted that rejection too, and the other rule's finding is not left "not replayed yet"."""
     outcomes = {diff.exchange.pk: diff.replayed for diff in diffs}
-    findings = list(RequestFinding.objects.filter(exchange_id__in=list(outcomes)))
+    bodies = {diff.exchange.pk: bytes(diff.exchange.request_body or b"") for diff in diffs}
+    findings = [
+        finding
+        for finding in RequestFinding.objects.filter(exchange_id__in=list(outcomes))
+        # A model rule's finding is settled only by a replay that sent the model it is about
+        # (replays send the recorded request's model).
+        if finding.model_rule_id is None
+        or request_model(bodies[finding.exchange_id], finding.field) == finding.model
+    ]
     flagged: dict[tuple[int, str], list[str]] = {}
     for finding in findings:
         flagged.setdefault((finding.exchange_id, finding.version), []).append(finding.field)

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from urllib.parse import parse_qsl
 
+from migrations_audit.model_rules import request_faults
+
 from . import content
 from .models import catalogue
 from .state import State, paginate
@@ -474,7 +476,7 @@ def _messages_request(request, *, version, needs_max_tokens: bool, as_of: date |
     _output_options(request)
     if version >= SAMPLING_REMOVED_IN:
         _rules_2026_10_21(request, messages)
-    _model_rules(request, messages, model)
+    _model_rules(request, model)
     return model, max_tokens, messages
 
 
@@ -534,19 +536,13 @@ def _output_options(request) -> None:
         )
 
 
-def _model_rules(request, messages, model_id: str) -> None:
-    """What this model rejects on top of the version's rules (models.json `rejects`, reference table)."""
+def _model_rules(request, model_id: str) -> None:
+    """What this model rejects on top of the version's rules: the product's model rules
+    (diff/rulesets/anthropic-models.json), each answered with the error it states."""
     known = catalogue()
-    thinking = request.get("thinking") if isinstance(request.get("thinking"), dict) else {}
-    applies = {
-        "temperature": "temperature" in request,
-        "thinking_budget_tokens": thinking.get("type") == "enabled",
-        "thinking_disabled": thinking.get("type") == "disabled",
-        "assistant_prefill": messages[-1].get("role") == "assistant",
-    }
-    for rule in known.find(model_id).rejects:
-        if applies.get(rule):
-            raise ApiError(400, "invalid_request_error", known.rules[rule].message)
+    for rule in known.rules_for(known.find(model_id)):
+        if request_faults(rule.match, request):
+            raise ApiError(rule.error_status, rule.error_type, rule.error_message)
 
 
 def _tool_definition(tool, where: str) -> None:

@@ -2,6 +2,10 @@
 
 A request names a model by its id or by one of its aliases; `Catalogue.resolve` says which model that
 is, and whether it answers at a given "as of" date (released by then, not yet retired).
+
+What a model rejects in a request comes from the product's own model rules
+(diff/rulesets/anthropic-models.json, read with the pure migrations_audit.model_rules, no Django), so that the
+emulator answers exactly the error that the product's request check predicts.
 """
 
 import functools
@@ -9,6 +13,8 @@ import json
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+
+from migrations_audit.model_rules import ModelRuleSpec, model_matches, model_ruleset_load
 
 MODELS_FILE = Path(__file__).with_name("models.json")
 
@@ -21,7 +27,6 @@ class Model:
     deprecated: date | None
     retired: date | None
     aliases: tuple[str, ...] = ()
-    rejects: tuple[str, ...] = ()
     thinking: str = "optional"
     source: str = ""
 
@@ -41,16 +46,9 @@ class Model:
 
 
 @dataclass(frozen=True)
-class Rule:
-    name: str
-    message: str
-    source: str
-
-
-@dataclass(frozen=True)
 class Catalogue:
     models: tuple[Model, ...]
-    rules: dict[str, Rule] = field(default_factory=dict)
+    rules: tuple[ModelRuleSpec, ...] = field(default_factory=tuple)
 
     @functools.cached_property
     def _by_name(self) -> dict[str, Model]:
@@ -71,6 +69,12 @@ class Catalogue:
         model = self.find(name)
         return model if model is not None and model.exists_on(as_of) else None
 
+    def rules_for(self, model: Model) -> list[ModelRuleSpec]:
+        """The model rules a model applies (on top of the version's), in the rules file's order: a
+        rule's pattern matches its id or one of its aliases."""
+        names = (model.id, *model.aliases)
+        return [rule for rule in self.rules if any(model_matches(rule.model_pattern, name) for name in names)]
+
     def listed(self, as_of: date | None) -> list[Model]:
         """The models list: newest release first; with a date, only the models released by then."""
         models = [m for m in self.models if as_of is None or m.released is None or m.released <= as_of]
@@ -81,17 +85,14 @@ def _day(value: str | None) -> date | None:
     return date.fromisoformat(value) if value else None
 
 
-def load_catalogue(path: Path = MODELS_FILE) -> Catalogue:
+def load_catalogue(path: Path = MODELS_FILE, rules: list[ModelRuleSpec] | None = None) -> Catalogue:
     data = json.loads(path.read_text())
-    rules = {
-        name: Rule(name=name, message=rule["message"], source=rule["source"])
-        for name, rule in data["rules"].items()
-    }
     models = []
     for entry in data["models"]:
-        unknown = set(entry.get("rejects", ())) - set(rules)
-        if unknown:
-            raise ValueError(f"models.json: {entry['id']} rejects unknown rules {sorted(unknown)}")
+        if "rejects" in entry:
+            raise ValueError(
+                f"models.json: {entry['id']} names rules: they live in diff/rulesets/anthropic-models.json"
+            )
         if entry.get("thinking", "optional") not in ("optional", "always"):
             raise ValueError(f"models.json: {entry['id']} has thinking {entry['thinking']!r}")
         if not entry.get("source"):
@@ -104,12 +105,13 @@ def load_catalogue(path: Path = MODELS_FILE) -> Catalogue:
                 deprecated=_day(entry.get("deprecated")),
                 retired=_day(entry.get("retired")),
                 aliases=tuple(entry.get("aliases", ())),
-                rejects=tuple(entry.get("rejects", ())),
                 thinking=entry.get("thinking", "optional"),
                 source=entry["source"],
             )
         )
-    catalogue = Catalogue(models=tuple(models), rules=rules)
+    if rules is None:
+        rules = model_ruleset_load("anthropic")
+    catalogue = Catalogue(models=tuple(models), rules=tuple(rules))
     catalogue._by_name  # noqa: B018 - fail on a duplicate name at load, not on first use
     return catalogue
 

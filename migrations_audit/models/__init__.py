@@ -8,6 +8,7 @@ from .diff import (
     Difference,
     DifferenceSignature,
     ExchangeComparison,
+    ModelRule,
     RequestFinding,
 )
 from .replay import RateLimiterState, ReplayAttempt, ReplayResult, ReplayRun
@@ -36,6 +37,7 @@ __all__ = [
     "Membership",
     "Migration",
     "MigrationClientState",
+    "ModelRule",
     "RateLimiterState",
     "RecorderTotals",
     "ReplayAttempt",

@@ -54,6 +54,12 @@ class Upstream(models.Model):
     version_header = models.CharField(max_length=100, default="anthropic-version")
     baseline_version = models.CharField(max_length=50, blank=True)
     target_version = models.CharField(max_length=50, blank=True)
+    target_model = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="The model the team moves to, e.g. claude-sonnet-5: the request check applies its "
+        "model rules to every recorded request. Blank: the model each request names.",
+    )
     # "METHOD /path" entries; only these are ever replayed, so a replay never repeats a side effect
     # nobody allowed.
     replayable_endpoints = models.JSONField(default=list, blank=True)

@@ -1,6 +1,9 @@
 """Differences between versions, the changelog rules that explain them, and their aggregates."""
 
 from django.db import models
+from django.db.models import Q
+
+from migrations_audit import model_rules
 
 from .capture import Exchange
 from .core import Client, Upstream
@@ -37,6 +40,61 @@ class ChangelogRule(models.Model):
     def __str__(self):
         return f"{self.version_from} -> {self.version_to}: {self.title}"
 
+    @property
+    def ref(self) -> str:
+        """How differences, findings and verdict cards name this rule (see ModelRule.ref)."""
+        return self.key
+
+    @property
+    def origin(self) -> str:
+        """Where the rule holds, as pages show it beside its title."""
+        return f"{self.version_from} → {self.version_to}"
+
+
+class ModelRule(models.Model):
+    """What a model (or family, by pattern) rejects in a request, whatever the version, as data.
+
+    `match` is declarative (forbid_fields, forbid_values, assistant_prefill); see
+    migrations_audit.model_rules. Shipped per upstream in rulesets/<name>-models.json, which the
+    emulator reads too, and loaded here (diff.services.model_rules_install) for the admin to edit.
+    """
+
+    upstream = models.ForeignKey(Upstream, on_delete=models.CASCADE, related_name="model_rules")
+    key = models.SlugField(max_length=100, help_text="Stable identifier, e.g. opus-4-8-temperature.")
+    model_pattern = models.CharField(
+        max_length=100, help_text="The model ids it applies to; * is any characters, e.g. claude-opus-4-8*."
+    )
+    title = models.CharField(max_length=200)
+    explanation = models.TextField(blank=True)
+    classification = models.CharField(max_length=10, choices=Classification.choices)
+    match = models.JSONField(
+        default=dict,
+        help_text='What it rejects: {"forbid_fields": ["/temperature"]}, {"forbid_values": '
+        '[{"field": "/thinking/type", "equals": "disabled"}]}, {"assistant_prefill": true}.',
+    )
+    error_status = models.PositiveSmallIntegerField(default=400)
+    error_type = models.CharField(max_length=100, default="invalid_request_error")
+    error_message = models.TextField(help_text="The error's message, as the API answers it.")
+    documentation_url = models.URLField(blank=True)
+    source = models.TextField(blank=True, help_text="Where the rule and its wording come from.")
+
+    class Meta:
+        ordering = ["upstream", "model_pattern", "key"]
+        constraints = [models.UniqueConstraint(fields=["upstream", "key"], name="model_rule_unique")]
+
+    def __str__(self):
+        return f"{self.model_pattern}: {self.title}"
+
+    @property
+    def ref(self) -> str:
+        """How differences, findings and verdict cards name this rule: apart from changelog rules."""
+        return model_rules.rule_ref(self.key)
+
+    @property
+    def origin(self) -> str:
+        """Where the rule holds, as pages show it beside its title: any version, these models."""
+        return f"model {self.model_pattern}"
+
 
 class Difference(models.Model):
     """One difference between the responses one exchange got under two versions."""
@@ -54,6 +112,9 @@ class Difference(models.Model):
     after = models.JSONField(null=True, blank=True)
     classification = models.CharField(max_length=10, choices=Classification.choices)
     rule = models.ForeignKey(ChangelogRule, null=True, blank=True, on_delete=models.SET_NULL)
+    model_rule = models.ForeignKey(
+        ModelRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="differences"
+    )
     signature = models.CharField(max_length=64, db_index=True)
     endpoint = models.CharField(max_length=520, blank=True)
     # For noise: the share of repeated calls of one version where it varied (None: by pattern).
@@ -70,7 +131,12 @@ class Difference(models.Model):
 
     @property
     def explained(self) -> bool:
-        return self.rule_id is not None
+        return self.rule_id is not None or self.model_rule_id is not None
+
+    @property
+    def explained_by(self):
+        """The changelog rule or model rule that explains it, if any."""
+        return explained_by(self)
 
 
 class DifferenceSignature(models.Model):
@@ -85,6 +151,9 @@ class DifferenceSignature(models.Model):
     path = models.CharField(max_length=500)
     classification = models.CharField(max_length=10, choices=Classification.choices)
     rule = models.ForeignKey(ChangelogRule, null=True, blank=True, on_delete=models.SET_NULL)
+    model_rule = models.ForeignKey(
+        ModelRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="signatures"
+    )
     count = models.PositiveIntegerField(default=0)
     exchanges = models.PositiveIntegerField(default=0)
     clients = models.ManyToManyField(Client, blank=True, related_name="signatures")
@@ -101,15 +170,29 @@ class DifferenceSignature(models.Model):
     def __str__(self):
         return f"{self.kind} {self.path} x{self.count}"
 
+    @property
+    def explained_by(self):
+        """The changelog rule or model rule that explains it, if any."""
+        return explained_by(self)
+
 
 class RequestFinding(models.Model):
-    """A recorded request that a version's request rules reject, found without any replay."""
+    """A recorded request that a version's request rules reject, found without any replay: a
+    changelog rule of the version, or a model rule of the model it would be sent with (`model`)."""
 
     upstream = models.ForeignKey(Upstream, on_delete=models.CASCADE, related_name="request_findings")
     exchange = models.ForeignKey(Exchange, on_delete=models.CASCADE, related_name="request_findings")
     client = models.ForeignKey(Client, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     version = models.CharField(max_length=50, help_text="The version whose rules reject the request.")
-    rule = models.ForeignKey(ChangelogRule, on_delete=models.CASCADE, related_name="findings")
+    rule = models.ForeignKey(
+        ChangelogRule, null=True, blank=True, on_delete=models.CASCADE, related_name="findings"
+    )
+    model_rule = models.ForeignKey(
+        ModelRule, null=True, blank=True, on_delete=models.CASCADE, related_name="findings"
+    )
+    model = models.CharField(
+        max_length=100, blank=True, help_text="For a model rule: the model the request would be sent with."
+    )
     field = models.CharField(max_length=200, help_text="The request field at fault, as a JSON pointer.")
     message = models.CharField(max_length=500)
     # None until a replay under `version` answered: True if it rejected the request too.
@@ -117,12 +200,32 @@ class RequestFinding(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["exchange", "version", "rule", "field"], name="finding_unique")
+            models.UniqueConstraint(fields=["exchange", "version", "rule", "field"], name="finding_unique"),
+            models.UniqueConstraint(
+                fields=["exchange", "version", "model_rule", "field"], name="finding_model_rule_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(rule__isnull=False, model_rule__isnull=True)
+                | Q(rule__isnull=True, model_rule__isnull=False),
+                name="finding_one_rule",
+            ),
         ]
         indexes = [models.Index(fields=["upstream", "version", "rule"], name="finding_rule")]
 
     def __str__(self):
         return f"{self.field} rejected under {self.version}"
+
+    @property
+    def explained_by(self):
+        """The changelog rule or model rule that rejects the request."""
+        return explained_by(self)
+
+
+def explained_by(row):
+    """The rule a difference, signature or finding names: its changelog rule, else its model rule."""
+    if row.rule_id is not None:
+        return row.rule
+    return row.model_rule if row.model_rule_id is not None else None
 
 
 class ExchangeComparison(models.Model):

@@ -60,12 +60,12 @@ def report_payload(
         )
     request_rules = []
     for row in findings.rules:
-        clients = by_rule.get(row.rule.key, [])
+        clients = by_rule.get(row.rule.ref, [])
         request_rules.append(
             {
-                "rule": row.rule.key,
+                "rule": row.rule.ref,
                 "signature": request_signature(
-                    version_to=version_to, rule_key=row.rule.key, client_identity=None
+                    version_to=version_to, rule_key=row.rule.ref, client_identity=None
                 ),
                 "title": row.rule.title,
                 "exchanges": row.exchanges,
@@ -151,15 +151,16 @@ def _client_names(signatures: list[DifferenceSignature]) -> dict[int, list[str]]
 def _difference(
     signature: DifferenceSignature, acknowledgement: Acknowledgement | None, clients: list[str]
 ) -> dict:
+    rule = signature.explained_by  # a changelog rule, or a model rule ("model:<key>")
     return {
         "signature": signature.signature,
         "kind": signature.kind,
         "path": signature.path,
         "endpoint": signature.endpoint,
         "classification": signature.classification,
-        "rule": signature.rule.key if signature.rule else None,
-        "rule_title": signature.rule.title if signature.rule else None,
-        "explained": signature.rule_id is not None,
+        "rule": rule.ref if rule else None,
+        "rule_title": rule.title if rule else None,
+        "explained": rule is not None,
         "acknowledged": acknowledgement is not None,
         "acknowledgement": _acknowledgement(acknowledgement),
         "count": signature.count,

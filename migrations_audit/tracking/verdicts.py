@@ -17,10 +17,12 @@ One card per rule (or per signature when no rule explains it): a rule seen both 
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Max, Sum
+from django.db.models import Count, Max, Q, Sum
 
 from migrations_audit.diff.changes import BREAKING
 from migrations_audit.diff.request_check import is_dated_version, rule_applies_to_version
+from migrations_audit.model_rules import KEY_PREFIX as MODEL_KEY_PREFIX
+from migrations_audit.model_rules import rule_ref
 from migrations_audit.models import ChangelogRule, Client, DifferenceSignature, RequestFinding, TrafficDay
 
 from . import traffic as traffic_facts
@@ -117,7 +119,7 @@ def client_verdicts(
         signature
         for signature in DifferenceSignature.objects.filter(
             upstream=upstream, classification=BREAKING
-        ).select_related("rule")
+        ).select_related("rule", "model_rule")
         if scope.covers_pair(signature.version_from, signature.version_to)
     ]
     _replay_cards(upstream, signatures, sent, client_ids, cards, examples=examples)
@@ -172,18 +174,34 @@ def _request_cards(upstream, scope: Scope, client_ids, cards, *, examples: bool)
         findings = findings.filter(version=scope.target)  # a pair's: read only its target's findings
     if client_ids is not None:
         findings = findings.filter(client_id__in=client_ids)
-    rows = findings.values("client_id", "rule__key", "rule__title", "version", "field").annotate(
-        exchanges=Count("exchange", distinct=True), last=Max("exchange_id")
-    )
+    rows = findings.values(
+        "client_id",
+        "rule__key",
+        "rule__title",
+        "model_rule__key",
+        "model_rule__title",
+        "model",
+        "version",
+        "field",
+    ).annotate(exchanges=Count("exchange", distinct=True), last=Max("exchange_id"))
     details: dict[tuple[int, str], dict] = {}
     for row in rows:
         if not scope.covers_finding(row["version"]):
             continue
-        card = cards[row["client_id"]].setdefault(
-            row["rule__key"], _card(row["rule__key"], row["rule__title"])
+        # A model rule's finding (the model the request would be sent with rejects it) is request
+        # check evidence too, keyed apart from the changelog rules.
+        key, title = (
+            (row["rule__key"], row["rule__title"])
+            if row["rule__key"]
+            else (rule_ref(row["model_rule__key"]), row["model_rule__title"])
         )
-        detail = details.setdefault((row["client_id"], row["rule__key"]), {"fields": set(), "exchanges": 0})
+        card = cards[row["client_id"]].setdefault(key, _card(key, title))
+        detail = details.setdefault(
+            (row["client_id"], key), {"fields": set(), "models": set(), "exchanges": 0}
+        )
         detail["fields"].add(row["field"])
+        if row["model"]:
+            detail["models"].add(row["model"])
         detail["exchanges"] = max(detail["exchanges"], row["exchanges"])
         if "request" not in card["sources"]:
             card["sources"].append("request")
@@ -195,10 +213,15 @@ def _request_cards(upstream, scope: Scope, client_ids, cards, *, examples: bool)
         card["count"] += detail["exchanges"]
         under = ", ".join(card["rejected_under"])
         fields = ", ".join(sorted(detail["fields"]))
-        card["why"] = _join(card["why"], f"its recorded requests are rejected under {under} ({fields})")
+        if detail["models"]:
+            by = ", ".join(sorted(detail["models"]))
+            why = f"its recorded requests would be rejected by {by} under {under} ({fields})"
+        else:
+            why = f"its recorded requests are rejected under {under} ({fields})"
+        card["why"] = _join(card["why"], why)
         if examples:
             card["exchange_ids"] = list(
-                findings.filter(client_id=client_id, rule__key=key, version__in=card["rejected_under"])
+                findings.filter(_finding_of(key), client_id=client_id, version__in=card["rejected_under"])
                 .order_by("-exchange_id")
                 .values_list("exchange_id", flat=True)
                 .distinct()[:EXAMPLES]
@@ -264,9 +287,17 @@ def _replay_examples(upstream, hits) -> dict[tuple[int, str], list[int]]:
 
 
 def _signature_key(signature) -> tuple[str, str]:
-    if signature.rule is not None:
-        return signature.rule.key, signature.rule.title
+    rule = signature.explained_by  # a changelog rule, or a model rule (keyed "model:<key>")
+    if rule is not None:
+        return rule.ref, rule.title
     return signature.signature[:12], f"{signature.kind} at {signature.path}"
+
+
+def _finding_of(key: str) -> Q:
+    """The findings of the rule a card key names (a changelog rule's key, or "model:<key>")."""
+    if key.startswith(MODEL_KEY_PREFIX):
+        return Q(model_rule__key=key.removeprefix(MODEL_KEY_PREFIX))
+    return Q(rule__key=key)
 
 
 def _join(before: str, after: str) -> str:

@@ -113,7 +113,7 @@ def exchange_detail(request, slug, exchange_id):
         "differences": [d for d in differences if d.classification != "noise" or request.GET.get("noise")],
         "noise_count": sum(1 for d in differences if d.classification == "noise"),
         "show_noise": bool(request.GET.get("noise")),
-        "findings": exchange.request_findings.select_related("rule"),
+        "findings": exchange.request_findings.select_related("rule", "model_rule"),
     }
     return render(request, "migrations_audit/exchange.html", context)
 
@@ -198,7 +198,7 @@ def differences(request, slug):
 def difference_examples(request, slug, signature_id):
     upstream = selectors.upstream_for_user(user=request.user, slug=slug)
     signature = get_object_or_404(
-        DifferenceSignature.objects.select_related("rule"), upstream=upstream, pk=signature_id
+        DifferenceSignature.objects.select_related("rule", "model_rule"), upstream=upstream, pk=signature_id
     )
     examples = (
         Difference.objects.filter(upstream=upstream, signature=signature.signature)

@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from migrations_audit.emulator.models import MODELS_FILE, catalogue, load_catalogue
+from migrations_audit.model_rules import model_matches, model_ruleset_load
 
 from .conftest import MESSAGE, api_headers, emulator_running
 
@@ -52,8 +53,8 @@ def test_every_entry_of_the_data_file_has_dates_in_order_and_a_source():
         assert entry["source"], entry["id"]
         dates = [date.fromisoformat(entry[k]) for k in ("released", "deprecated", "retired") if entry.get(k)]
         assert dates == sorted(dates), entry["id"]
-    for rule in data["rules"].values():
-        assert rule["message"] and rule["source"]
+    for rule in model_ruleset_load("anthropic"):
+        assert rule.error_message and rule.source, rule.key
 
 
 def test_the_reference_ids_are_all_known_and_aliases_resolve_to_their_model():
@@ -86,9 +87,10 @@ def test_a_broken_data_file_fails_at_load(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(ValueError, match="claude-v1 is listed twice"):
         load_catalogue(path)
-    data["models"][-1] = {**data["models"][0], "id": "claude-new", "aliases": [], "rejects": ["nope"]}
+    # What a model rejects lives in the product's model rules, never here.
+    data["models"][-1] = {**data["models"][0], "id": "claude-new", "aliases": [], "rejects": ["temperature"]}
     path.write_text(json.dumps(data))
-    with pytest.raises(ValueError, match="unknown rules"):
+    with pytest.raises(ValueError, match=r"anthropic-models\.json"):
         load_catalogue(path)
 
 
@@ -206,71 +208,61 @@ def test_model_objects_carry_lifecycle_and_an_alias_resolves(http):
 THINKING_BUDGET = {"type": "enabled", "budget_tokens": 1024}
 PREFILL = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello,"}]
 MODEL_RULES = {
-    # model, extra body, rejected (message start), a model that accepts the same request
-    "temperature on Opus 4.8": (
-        "claude-opus-4-8",
-        {"temperature": 0.5},
-        "`temperature` is deprecated",
-        "claude-opus-4-7",
-    ),
-    "budget_tokens on Sonnet 5": (
+    # rule key: model, extra body, a model that accepts the same request
+    "opus-4-8-temperature": ("claude-opus-4-8", {"temperature": 0.5}, "claude-opus-4-7"),
+    "sonnet-5-thinking-budget-tokens": (
         "claude-sonnet-5",
         {"thinking": THINKING_BUDGET},
-        "thinking.type.enabled",
         "claude-sonnet-4-6",
     ),
-    "budget_tokens on Opus 4.7": (
-        "claude-opus-4-7",
-        {"thinking": THINKING_BUDGET},
-        "thinking.type.enabled",
-        "claude-opus-4-6",
-    ),
-    "budget_tokens on Opus 4.8": (
-        "claude-opus-4-8",
-        {"thinking": THINKING_BUDGET},
-        "thinking.type.enabled",
-        "claude-opus-5",
-    ),
-    "budget_tokens on Fable 5": (
-        "claude-fable-5",
-        {"thinking": THINKING_BUDGET},
-        "thinking.type.enabled",
-        "claude-haiku-4-5",
-    ),
-    "thinking disabled on Fable 5": (
-        "claude-fable-5",
-        {"thinking": {"type": "disabled"}},
-        "thinking.type.disabled",
-        "claude-sonnet-5",
-    ),
-    "prefill on Opus 4.6": (
-        "claude-opus-4-6",
-        {"messages": PREFILL},
-        "This model does not support assistant message prefill",
-        "claude-sonnet-4-5",
-    ),
-    "prefill on Sonnet 4.6": (
-        "claude-sonnet-4-6",
-        {"messages": PREFILL},
-        "This model does not support assistant message prefill",
-        "claude-opus-4-1",
-    ),
+    "opus-4-7-thinking-budget-tokens": ("claude-opus-4-7", {"thinking": THINKING_BUDGET}, "claude-opus-4-6"),
+    "opus-4-8-thinking-budget-tokens": ("claude-opus-4-8", {"thinking": THINKING_BUDGET}, "claude-opus-5"),
+    "fable-5-thinking-budget-tokens": ("claude-fable-5", {"thinking": THINKING_BUDGET}, "claude-haiku-4-5"),
+    "fable-5-thinking-disabled": ("claude-fable-5", {"thinking": {"type": "disabled"}}, "claude-sonnet-5"),
+    "opus-4-6-assistant-prefill": ("claude-opus-4-6", {"messages": PREFILL}, "claude-sonnet-4-5"),
+    "sonnet-4-6-assistant-prefill": ("claude-sonnet-4-6", {"messages": PREFILL}, "claude-opus-4-1"),
 }
 
 
-@pytest.mark.parametrize("case", list(MODEL_RULES))
-def test_newer_models_reject_what_older_ones_accept(http, case):
-    model, extra, message, older = MODEL_RULES[case]
+def test_every_model_rule_of_the_data_file_is_exercised_here():
+    assert set(MODEL_RULES) == {rule.key for rule in model_ruleset_load("anthropic")}
+
+
+@pytest.mark.parametrize("key", list(MODEL_RULES))
+def test_newer_models_answer_exactly_the_error_their_model_rule_states(http, key):
+    """The emulator process answers the status, type and message of the product's model rule
+    (diff/rulesets/anthropic-models.json), and an older model accepts the same request."""
+    rule = next(rule for rule in model_ruleset_load("anthropic") if rule.key == key)
+    model, extra, older = MODEL_RULES[key]
     body = {**MESSAGE, "max_tokens": 2048, **extra}
     for path in ("/v1/messages", "/v1/messages/count_tokens"):
         if path.endswith("count_tokens"):
             body = {k: v for k, v in body.items() if k != "max_tokens"}
         rejected = http.post(path, headers=api_headers("2023-06-01"), json={**body, "model": model})
-        assert rejected.status_code == 400, rejected.text
-        assert rejected.json()["error"]["type"] == "invalid_request_error"
-        assert rejected.json()["error"]["message"].startswith(message)
+        assert rejected.status_code == rule.error_status, rejected.text
+        assert rejected.json()["error"] == {"type": rule.error_type, "message": rule.error_message}
         accepted = http.post(path, headers=api_headers("2023-06-01"), json={**body, "model": older})
         assert accepted.status_code == 200, accepted.text
+
+
+def test_the_emulator_applies_to_each_model_name_the_rules_the_product_matches():
+    """Emulator (model id and aliases) and request check (the name a request sends) agree on every
+    name a client may send."""
+    known = catalogue()
+    rules = model_ruleset_load("anthropic")
+    for model in known.models:
+        for name in (model.id, *model.aliases):
+            product = {rule.key for rule in rules if model_matches(rule.model_pattern, name)}
+            assert {rule.key for rule in known.rules_for(known.find(name))} == product, name
+    # The reference's table, model by model.
+    assert {m.id: sorted(r.key for r in known.rules_for(m)) for m in known.models if known.rules_for(m)} == {
+        "claude-opus-4-6": ["opus-4-6-assistant-prefill"],
+        "claude-sonnet-4-6": ["sonnet-4-6-assistant-prefill"],
+        "claude-opus-4-7": ["opus-4-7-thinking-budget-tokens"],
+        "claude-opus-4-8": ["opus-4-8-temperature", "opus-4-8-thinking-budget-tokens"],
+        "claude-fable-5": ["fable-5-thinking-budget-tokens", "fable-5-thinking-disabled"],
+        "claude-sonnet-5": ["sonnet-5-thinking-budget-tokens"],
+    }
 
 
 def test_the_version_rule_comes_before_the_model_rule(http):
