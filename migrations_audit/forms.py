@@ -1,5 +1,6 @@
 """The upstream settings form: an API, its versions, what may be replayed, and its limits."""
 
+import re
 from datetime import date
 
 from django import forms
@@ -7,6 +8,15 @@ from django.db import transaction
 
 from migrations_audit import services
 from migrations_audit.models import ApiVersion, Team, Upstream
+
+_DATED = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _version_line(name: str, released) -> str:
+    """A version as the versions box shows it: a dated version's name is its date already."""
+    if released is None or str(released) == name:
+        return name
+    return f"{name} {released}"
 
 
 def _lines(value: str) -> list[str]:
@@ -18,7 +28,8 @@ class UpstreamForm(forms.ModelForm):
     versions_text = forms.CharField(
         label="Versions",
         widget=forms.Textarea(attrs={"rows": 4}),
-        help_text="One per line, optionally with its release date: “2026-10-21 2026-10-21”.",
+        help_text="One per line, the value clients send in the version header; a version whose name is not "
+        "its release date may add it: “beta 2026-10-21”.",
     )
     endpoints_text = forms.CharField(
         label="Replayable endpoints",
@@ -66,6 +77,22 @@ class UpstreamForm(forms.ModelForm):
             "max_tokens_clamp": "Clamp max_tokens in replays to",
             "replay_key_env": "Replay credential from environment variable",
         }
+        help_texts = {
+            "rate_limit_rps": "Replays of every worker together never send faster (0.01 to 10,000).",
+            "rate_limit_concurrency": "Replayed requests in flight at once, all workers (1 to 1,000).",
+            "record_one_in": "The proxy records one exchange in N: 1 records all, 10 one in ten.",
+            "max_tokens_clamp": "Replays send at most this many max_tokens (caps cost). Empty: as sent.",
+            "baseline_version": "The version clients use today: replays and reports compare from it.",
+            "target_version": "The version clients move to: the request check and the Overview judge by it.",
+        }
+        widgets = {
+            "rate_limit_rps": forms.NumberInput(attrs={"min": "0.01", "max": "10000", "step": "any"}),
+            "rate_limit_concurrency": forms.NumberInput(attrs={"min": "1", "max": "1000"}),
+            "record_one_in": forms.NumberInput(attrs={"min": "1"}),
+            "max_tokens_clamp": forms.NumberInput(attrs={"min": "1"}),
+            "baseline_version": forms.Select,
+            "target_version": forms.Select,
+        }
 
     def __init__(self, *args, teams, **kwargs):
         super().__init__(*args, **kwargs)
@@ -73,16 +100,27 @@ class UpstreamForm(forms.ModelForm):
         if len(teams) == 1:
             self.fields["team"].initial = teams[0].pk
         instance = self.instance
+        known = (
+            list(instance.versions.values_list("name", flat=True))
+            if instance.pk
+            else [name for name, _ in services.ANTHROPIC_VERSIONS]
+        )
+        for name in ("baseline_version", "target_version"):
+            current = getattr(instance, name, "")
+            choices = [("", "none yet")] + [(version, version) for version in known]
+            if current and current not in known:
+                choices.append((current, current))
+            self.fields[name].widget.choices = choices
         if instance.pk:
             self.fields["team"].initial = instance.team_id
             self.fields["versions_text"].initial = "\n".join(
-                f"{v.name} {v.released_on or ''}".strip() for v in instance.versions.all()
+                _version_line(v.name, v.released_on) for v in instance.versions.all()
             )
             self.fields["endpoints_text"].initial = "\n".join(instance.replayable_endpoints)
             self.fields["volatile_text"].initial = "\n".join(instance.volatile_headers)
         else:
             self.fields["versions_text"].initial = "\n".join(
-                f"{name} {released}" for name, released in services.ANTHROPIC_VERSIONS
+                _version_line(name, released) for name, released in services.ANTHROPIC_VERSIONS
             )
             self.fields["endpoints_text"].initial = "\n".join(services.ANTHROPIC_REPLAYABLE_ENDPOINTS)
             self.fields["volatile_text"].initial = "\n".join(services.ANTHROPIC_VOLATILE_HEADERS)
@@ -91,8 +129,9 @@ class UpstreamForm(forms.ModelForm):
         versions = []
         for line in _lines(self.cleaned_data["versions_text"]):
             name, _, released = line.partition(" ")
+            released = released.strip() or (name if _DATED.fullmatch(name) else "")
             try:
-                versions.append((name, date.fromisoformat(released.strip()) if released.strip() else None))
+                versions.append((name, date.fromisoformat(released) if released else None))
             except ValueError:
                 raise forms.ValidationError(f"“{released.strip()}” is not a date (YYYY-MM-DD).") from None
         if not versions:

@@ -86,6 +86,18 @@ def workers_status() -> WorkersStatus:
     return WorkersStatus(alive=alive, last_seen_at=last_seen_at)
 
 
+def upstream_contents(*, upstream: Upstream) -> dict[str, int]:
+    """What deleting an upstream takes with it, counted from the rollups and small tables."""
+    return {
+        "exchanges": TrafficDay.objects.filter(upstream=upstream).aggregate(n=Sum("count"))["n"] or 0,
+        "clients": upstream.clients.count(),
+        "replay runs": upstream.runs.count(),
+        "difference signatures": upstream.signatures.count(),
+        "migrations": upstream.migrations.count(),
+        "report definitions": upstream.report_definitions.count(),
+    }
+
+
 def traffic_summary(*, upstream: Upstream, days: int = 30) -> dict:
     """Recorded traffic per day and version (last `days` days), per endpoint, per version and per
     client (top 10), read from the daily rollup rather than from every exchange."""

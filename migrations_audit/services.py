@@ -106,6 +106,12 @@ class ReplayKeyRefused(ValueError):
     """The upstream names an environment variable replays may not send (stored before the rule)."""
 
 
+def upstream_delete(*, upstream: Upstream) -> None:
+    """Delete an upstream and everything recorded, replayed and reported for it."""
+    with transaction.atomic():
+        upstream.delete()
+
+
 def upstream_set_replay_key(*, upstream: Upstream, replay_key: str) -> None:
     """Store a replay credential encrypted. It is never shown again, only replaced."""
     upstream.replay_key_encrypted = crypto.encrypt(replay_key) if replay_key else ""

@@ -65,6 +65,7 @@ urlpatterns = [
     path("settings/", pages.settings_page, name="settings"),
     path("settings/upstreams/new/", pages.upstream_edit, name="upstream_new"),
     path("settings/upstreams/<slug:slug>/", pages.upstream_edit, name="upstream_edit"),
+    path("settings/upstreams/<slug:slug>/delete/", pages.upstream_delete, name="upstream_delete"),
     path("healthz", pages.health, name="health"),
     path("favicon.ico", pages.favicon, name="favicon"),
     # Capture

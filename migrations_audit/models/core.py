@@ -1,6 +1,7 @@
 """Who owns what: teams, the upstream APIs they audit, their versions, and the clients seen."""
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from migrations_audit.upstream_guard import validate_base_url, validate_replay_key_env
@@ -93,6 +94,25 @@ class Upstream(models.Model):
 
     def __str__(self):
         return self.name
+
+    def clean(self):
+        """Limits that would let nothing through (or everything) are refused, in forms and the admin."""
+        problems = {}
+        if self.rate_limit_rps is not None and not 0 < self.rate_limit_rps <= 10_000:
+            problems["rate_limit_rps"] = (
+                "Give a rate between 0.01 and 10,000 requests per second: replays of every worker together "
+                "never send faster (0 would send nothing, a negative rate was once taken as no limit)."
+            )
+        if self.rate_limit_concurrency is not None and not 1 <= self.rate_limit_concurrency <= 1_000:
+            problems["rate_limit_concurrency"] = (
+                "Allow between 1 and 1,000 replayed requests in flight at once (0 would send nothing)."
+            )
+        if self.record_one_in is not None and self.record_one_in < 1:
+            problems["record_one_in"] = "Record one exchange in N, with N at least 1 (1 records every one)."
+        if self.max_tokens_clamp is not None and self.max_tokens_clamp < 1:
+            problems["max_tokens_clamp"] = "Clamp max_tokens to at least 1, or leave it empty for no clamp."
+        if problems:
+            raise ValidationError(problems)
 
     @property
     def has_replay_key(self) -> bool:

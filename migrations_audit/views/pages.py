@@ -9,7 +9,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.templatetags.static import static
 
-from migrations_audit import selectors
+from migrations_audit import selectors, services
 from migrations_audit.content_encoding import body_decode
 from migrations_audit.diff import selectors as diff_selectors
 from migrations_audit.diff.forms import DifferenceFilterForm
@@ -257,3 +257,20 @@ def upstream_edit(request, slug=None):
         messages.success(request, f"Upstream “{saved.name}” saved.")
         return redirect("migrations_audit:overview", slug=saved.slug)
     return render(request, "migrations_audit/upstream_edit.html", {"form": form, "upstream_obj": upstream})
+
+
+def upstream_delete(request, slug):
+    """A confirmation that says what goes with the upstream; the POST of that page deletes it."""
+    upstream = selectors.upstream_for_user(user=request.user, slug=slug)
+    if not selectors.teams_editable_by_user(user=request.user).filter(pk=upstream.team_id).exists():
+        raise PermissionDenied("Viewers cannot delete an upstream.")
+    if request.method == "POST":
+        if request.POST.get("confirm_slug") != upstream.slug:
+            messages.error(request, f"Type “{upstream.slug}” to confirm.")
+        else:
+            name = upstream.name
+            services.upstream_delete(upstream=upstream)
+            messages.success(request, f"Upstream “{name}” and everything recorded for it were deleted.")
+            return redirect("migrations_audit:settings")
+    context = {"upstream_obj": upstream, "going": selectors.upstream_contents(upstream=upstream)}
+    return render(request, "migrations_audit/upstream_delete.html", context)

@@ -217,6 +217,84 @@ def test_upstream_create_and_edit_keep_the_replay_key_write_only(client, alice, 
     assert client.get("/settings/upstreams/stripe/").status_code == 403
 
 
+UPSTREAM_FORM = {
+    "name": "Anthropic",
+    "slug": "anthropic",
+    "base_url": "http://127.0.0.1:9",
+    "version_header": "anthropic-version",
+    "baseline_version": "2023-06-01",
+    "target_version": "2026-10-21",
+    "rate_limit_rps": 50,
+    "rate_limit_concurrency": 8,
+    "record_one_in": 1,
+    "replay_key_header": "x-api-key",
+    "versions_text": "2023-01-01\n2023-06-01\n2026-10-21",
+    "endpoints_text": "POST /v1/messages",
+    "volatile_text": "date",
+}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("rate_limit_rps", -5, "Give a rate between"),
+        ("rate_limit_rps", 0, "Give a rate between"),
+        ("rate_limit_concurrency", 0, "Allow between 1 and 1,000"),
+        ("record_one_in", 0, "with N at least 1"),
+        ("max_tokens_clamp", 0, "Clamp max_tokens to at least 1"),
+    ],
+)
+def test_upstream_limits_that_let_nothing_through_are_refused(
+    client, alice, upstream_a, field, value, message
+):
+    client.force_login(alice)
+    form = {**UPSTREAM_FORM, "team": upstream_a.team_id, field: value}
+    response = client.post(f"/settings/upstreams/{upstream_a.slug}/", form)
+    assert response.status_code == 200
+    assert message in " ".join(response.context["form"].errors[field])
+    upstream_a.refresh_from_db()
+    assert (upstream_a.rate_limit_rps, upstream_a.rate_limit_concurrency, upstream_a.record_one_in) == (
+        50.0,
+        8,
+        1,
+    )
+
+
+def test_baseline_and_target_are_chosen_among_the_versions(client, alice, upstream_a):
+    client.force_login(alice)
+    page = client.get(f"/settings/upstreams/{upstream_a.slug}/")
+    form = page.context["form"]
+    assert [value for value, _ in form.fields["target_version"].widget.choices] == [
+        "",
+        "2023-01-01",
+        "2023-06-01",
+        "2026-10-21",
+    ]
+    # A dated version is listed once, not as "2023-01-01 2023-01-01".
+    assert form["versions_text"].value() == "2023-01-01\n2023-06-01\n2026-10-21"
+    html = page.content.decode()
+    assert f"{upstream_a.proxy_url}" in html
+
+
+def test_an_upstream_is_deleted_only_after_confirming_what_goes_with_it(client, alice, bob, upstream_a):
+    from migrations_audit.models import Upstream
+
+    record(upstream_a, 4, client="svc")
+    url = f"/settings/upstreams/{upstream_a.slug}/delete/"
+    client.force_login(bob)
+    assert client.get(url).status_code == 403
+    assert client.post(url, {"confirm_slug": upstream_a.slug}).status_code == 403
+    client.force_login(alice)
+    page = client.get(url).content.decode()
+    assert "<strong>4</strong> exchanges" in page and "<strong>1</strong> clients" in page
+    assert client.post(url, {"confirm_slug": "wrong"}).status_code == 200
+    assert Upstream.objects.filter(pk=upstream_a.pk).exists()
+    response = client.post(url, {"confirm_slug": upstream_a.slug})
+    assert response.status_code == 302
+    assert not Upstream.objects.filter(pk=upstream_a.pk).exists()
+    assert not Exchange.objects.exists()
+
+
 def test_the_daily_rollup_counts_every_stored_exchange(upstream_a):
     from django.db.models import Sum
 
