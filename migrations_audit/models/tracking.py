@@ -35,6 +35,8 @@ class Migration(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     refreshed_at = models.DateTimeField(null=True, blank=True)
+    # Set when a refresh is queued; the page says one is on its way until refreshed_at passes it.
+    refresh_queued_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True, help_text="Closed migrations are not refreshed.")
 
     class Meta:

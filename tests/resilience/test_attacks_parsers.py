@@ -16,9 +16,9 @@ from django.urls import reverse
 
 from migrations_audit import services
 from migrations_audit.capture import proxy as proxy_module
+from migrations_audit.capture.har import har_import_run
 from migrations_audit.capture.ingest import ndjson_ingest
 from migrations_audit.capture.recording import CapturedExchange
-from migrations_audit.capture.services import har_import_run
 from migrations_audit.models import Exchange, HarImport
 from tests.capture.test_har import entry, har
 from tests.capture.test_ingest import URL, line, post
@@ -250,7 +250,7 @@ def test_a_job_that_fails_says_so_and_deletes_its_upload(
     def broken_import(**kwargs):
         raise KeyError("sk-ant-quoted-in-an-error")
 
-    monkeypatch.setattr("migrations_audit.capture.ingest.har_import", broken_import)
+    monkeypatch.setattr("migrations_audit.capture.har.har_import", broken_import)
     job = har_import_run(job_id=job.pk)
     assert job.state == HarImport.State.FAILED
     assert job.error == "the import failed (KeyError); nothing was imported"
