@@ -49,6 +49,12 @@ class Migration(models.Model):
     def is_active(self) -> bool:
         return self.closed_at is None
 
+    @property
+    def refresh_pending(self) -> bool:
+        """A refresh was queued and has not run since."""
+        queued = self.refresh_queued_at
+        return queued is not None and (self.refreshed_at is None or self.refreshed_at < queued)
+
 
 class MigrationClientState(models.Model):
     """One client in one migration: the status derived from its traffic, with the evidence for it."""

@@ -12,6 +12,7 @@ from migrations_audit.models import Client, Exchange, Migration, MigrationClient
 from migrations_audit.selectors import upstreams_for_user
 
 from . import traffic as traffic_facts
+from .accidental import accidental_migration
 from .sdk import sdk_parse
 from .verdicts import client_verdicts
 
@@ -243,7 +244,7 @@ def client_profile(*, client: Client, target_version: str = "") -> dict:
         ],
         "impact": verdict.affected if verdict else [],
         "might": verdict.might if verdict else [],
-        "accidental": traffic_facts.accidental_migration(facts=facts, exchanges=exchanges),
+        "accidental": accidental_migration(facts=facts, exchanges=exchanges),
         "states": MigrationClientState.objects.filter(client=client).select_related("migration"),
     }
 

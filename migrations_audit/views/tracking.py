@@ -137,8 +137,8 @@ def migrations(request, slug):
             clients=list(data["clients"]),
             created_by=request.user,
         )
-        services.migration_refresh(migration=migration)
-        messages.success(request, f"Migration “{migration.name}” created.")
+        services.migration_refresh_queue(migration=migration)
+        messages.success(request, f"Migration “{migration.name}” created; its board is being filled.")
         return redirect("migrations_audit:migration", upstream.slug, migration.pk)
     context = {
         "upstream": upstream,
@@ -172,8 +172,8 @@ def migration_detail(request, slug, migration_id):
 def migration_refresh(request, slug, migration_id):
     upstream, _ = _upstream(request, slug, edit=True)
     migration = selectors.migration_for_upstream(upstream=upstream, migration_id=migration_id)
-    changes = services.migration_refresh(migration=migration)
-    messages.success(request, f"Refreshed from recorded traffic: {len(changes)} status change(s).")
+    services.migration_refresh_queue(migration=migration)
+    messages.success(request, "Refresh queued: the board updates from recorded traffic in a moment.")
     return redirect("migrations_audit:migration", upstream.slug, migration.pk)
 
 
