@@ -36,13 +36,15 @@ def clients(request, slug):
     upstream, can_edit = _upstream(request, slug)
     owner = request.GET.get("owner", "")
     migration = selectors.latest_open_migration(upstream=upstream)
-    rows = selectors.clients_overview(
-        upstream=upstream, owner=owner if owner in ("owned", "unowned") else "", migration=migration
+    owner = owner if owner in ("owned", "unowned") else ""
+    page = selectors.clients_overview(
+        upstream=upstream, owner=owner, migration=migration, page=request.GET.get("page")
     )
     context = {
         "upstream": upstream,
         "migration": migration,
-        "rows": rows,
+        "page": page,
+        "rows": page.object_list,
         "owner": owner,
         "claim_teams": list(selectors.claimable_teams(user=request.user)),
         "can_edit": can_edit,
