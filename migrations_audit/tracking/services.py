@@ -201,7 +201,7 @@ def migration_refresh(*, migration: Migration, now: datetime | None = None) -> l
         facts=facts_by_client,
         examples=True,
     )
-    changes = []
+    derived = []
     for client in clients:
         facts = facts_by_client[client.pk]
         verdict = verdicts.get(client.pk)
@@ -215,12 +215,34 @@ def migration_refresh(*, migration: Migration, now: datetime | None = None) -> l
             accidental=accidental,
             today=timezone.localdate(now),
         )
-        change = _state_update(migration, client, states.get(client.pk), status, reason, evidence, now)
-        if change is not None:
-            changes.append(change)
+        derived.append((client, states.get(client.pk), status, reason, evidence))
+    changes = _states_write(migration, derived, now)
     MigrationClientState.objects.filter(migration=migration).exclude(client__in=clients).delete()
     Migration.objects.filter(pk=migration.pk).update(refreshed_at=now)
     migration.refreshed_at = now
+    return changes
+
+
+# States rewritten per statement when only their reason and evidence change.
+STATES_PER_UPDATE = 500
+
+
+def _states_write(migration, derived, now) -> list[StatusChange]:
+    """Store the derived states. A state whose status stays as it was read only gets its reason and
+    evidence, batched (a refresh of thousands of clients is a few statements); a new state or a
+    status that moves is written on its own, from the status it was read with, with its change."""
+    changes, steady = [], []
+    for client, state, status, reason, evidence in derived:
+        if state is not None and state.derived_status == status:
+            state.reason, state.evidence, state.updated_at = reason, evidence, now
+            steady.append(state)
+            continue
+        change = _state_update(migration, client, state, status, reason, evidence, now)
+        if change is not None:
+            changes.append(change)
+    MigrationClientState.objects.bulk_update(
+        steady, ["reason", "evidence", "updated_at"], batch_size=STATES_PER_UPDATE
+    )
     return changes
 
 

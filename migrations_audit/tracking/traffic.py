@@ -11,9 +11,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from django.db.models import Count, Max, Min, Q, QuerySet, TextField, Value
+from django.db.models import Count, F, Max, Min, Q, QuerySet, TextField, Value, Window
 from django.db.models.fields.json import KT
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.functions import Coalesce, RowNumber, TruncDate
 
 from migrations_audit.models import Exchange
 
@@ -22,6 +22,8 @@ from .sdk import Sdk, sdk_parse
 SAMPLING_PARAMETERS = ("temperature", "top_p", "top_k")
 # Request bodies read per client to tell which request features it uses (tools, sampling).
 BODY_SAMPLE_SIZE = 50
+# Clients whose samples are read in one query: at most this many times BODY_SAMPLE_SIZE bodies at once.
+BODY_SAMPLE_CLIENTS = 200
 EXAMPLES_PER_FACT = 5
 ERROR = Q(status__gte=400) | Q(status__isnull=True)
 
@@ -235,14 +237,25 @@ def _collect_eras(traffic, exchanges: QuerySet) -> None:
 
 
 def _collect_body_features(traffic, exchanges: QuerySet) -> None:
-    """Tools and sampling parameters live in request bodies: read the latest few of each client."""
-    for client_id, facts in traffic.items():
+    """Tools and sampling parameters live in request bodies: read the latest few of each client, in
+    one query per BODY_SAMPLE_CLIENTS clients."""
+    client_ids = list(traffic)
+    for start in range(0, len(client_ids), BODY_SAMPLE_CLIENTS):
         sample = (
-            exchanges.filter(client_id=client_id, method="POST")
-            .order_by("-started_at", "-id")
-            .values_list("id", "endpoint", "request_body")[:BODY_SAMPLE_SIZE]
+            exchanges.filter(client_id__in=client_ids[start : start + BODY_SAMPLE_CLIENTS], method="POST")
+            .annotate(
+                recency=Window(
+                    RowNumber(),
+                    partition_by=F("client_id"),
+                    order_by=[F("started_at").desc(), F("id").desc()],
+                )
+            )
+            .filter(recency__lte=BODY_SAMPLE_SIZE)
+            .order_by("client_id", "-started_at", "-id")
+            .values_list("client_id", "id", "endpoint", "request_body")
         )
-        for exchange_id, endpoint, body in sample:
+        for client_id, exchange_id, endpoint, body in sample:
+            facts = traffic[client_id]
             request = _json_object(body)
             if request.get("tools"):
                 facts.tools_endpoints.setdefault(endpoint, []).append(exchange_id)
