@@ -171,7 +171,11 @@ def test_a_deep_body_naming_a_secret_field_through_the_proxy_stalls_nobody(proxy
     assert bytes(deep.request_body).startswith(b"[masked: a JSON body nested deeper")
     stored = b"".join(bytes(row.request_body) for row in rows)
     assert b"sk-ant-deep-secret" not in stored
-    health = httpx.get(proxy["prefix"].split("/proxy/")[0] + "/__audit/healthz", timeout=5).json()
+    # The rows are visible once committed; the recorder counts them when its write returns.
+    health_url = proxy["prefix"].split("/proxy/")[0] + "/__audit/healthz"
+    deadline = time.monotonic() + 30
+    while (health := httpx.get(health_url, timeout=5).json())["pending"] and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert (health["recorded"], health["failed"], health["pending"]) == (4, 0, 0)
 
 
