@@ -72,8 +72,9 @@ def _demo_runs(*, upstream: Upstream, created_by) -> None:
 
 
 def _demo_migration(*, upstream: Upstream, created_by) -> None:
-    """The migration under way, its board filled from the recorded traffic."""
-    from migrations_audit.tracking.services import migration_create, migration_refresh
+    """The migration under way, its board filled from the recorded traffic by a refresh queued after
+    the traffic's request check."""
+    from migrations_audit.tracking.services import migration_create, migration_refresh_queue
 
     migration = migration_create(
         upstream=upstream,
@@ -83,4 +84,4 @@ def _demo_migration(*, upstream: Upstream, created_by) -> None:
         deadline=timezone.localdate() + timedelta(days=45),
         created_by=created_by,
     )
-    migration_refresh(migration=migration)
+    migration_refresh_queue(migration=migration)

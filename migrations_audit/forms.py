@@ -4,10 +4,9 @@ import re
 from datetime import date
 
 from django import forms
-from django.db import transaction
 
 from migrations_audit import services
-from migrations_audit.models import ApiVersion, Team, Upstream
+from migrations_audit.models import Team, Upstream
 
 _DATED = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -158,30 +157,17 @@ class UpstreamForm(forms.ModelForm):
         return cleaned
 
     def save(self, commit=True):
-        upstream = super().save(commit=False)
-        upstream.team = self.cleaned_data["team"]
-        upstream.version_header = upstream.version_header.lower()
-        upstream.base_url = upstream.base_url.rstrip("/")
-        upstream.replayable_endpoints = self.cleaned_data["endpoints_text"]
-        upstream.volatile_headers = [h.lower() for h in _lines(self.cleaned_data["volatile_text"])]
-        is_new = upstream.pk is None
-        with transaction.atomic():
-            upstream.save()
-            versions = self.cleaned_data["versions_text"]
-            upstream.versions.exclude(name__in=[name for name, _ in versions]).delete()
-            for name, released in versions:
-                ApiVersion.objects.update_or_create(
-                    upstream=upstream, name=name, defaults={"released_on": released}
-                )
-            if self.cleaned_data.get("clear_replay_key"):
-                services.upstream_set_replay_key(upstream=upstream, replay_key="")
-            elif self.cleaned_data.get("replay_key"):
-                services.upstream_set_replay_key(
-                    upstream=upstream, replay_key=self.cleaned_data["replay_key"]
-                )
-            if is_new and upstream.version_header == "anthropic-version":
-                from migrations_audit.diff.services import changelog_rules_install, model_rules_install
-
-                changelog_rules_install(upstream=upstream)
-                model_rules_install(upstream=upstream)
-        return upstream
+        """Create or update through the services, the one way to do either."""
+        data = self.cleaned_data
+        values = {name: data[name] for name in self._meta.fields if name in data}
+        values["replayable_endpoints"] = data["endpoints_text"]
+        values["volatile_headers"] = [header.lower() for header in _lines(data["volatile_text"])]
+        versions = data["versions_text"]
+        replay_key = "" if data.get("clear_replay_key") else (data.get("replay_key") or None)
+        if self.instance.pk:
+            self.instance = services.upstream_update(
+                upstream=self.instance, versions=versions, replay_key=replay_key, **values
+            )
+        else:
+            self.instance = services.upstream_create(versions=versions, replay_key=replay_key or "", **values)
+        return self.instance

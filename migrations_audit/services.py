@@ -77,18 +77,46 @@ def upstream_create(
             target_version=target_version,
             **options,
         )
-        ApiVersion.objects.bulk_create(
-            ApiVersion(upstream=upstream, name=version, released_on=released)
-            for version, released in versions
-        )
+        _upstream_versions_set(upstream=upstream, versions=versions)
         if replay_key:
             upstream_set_replay_key(upstream=upstream, replay_key=replay_key)
         if is_anthropic:
+            # The one place changelog and model rules are installed for a new upstream.
             from migrations_audit.diff.services import changelog_rules_install, model_rules_install
 
             changelog_rules_install(upstream=upstream)
             model_rules_install(upstream=upstream)
     return upstream
+
+
+def upstream_update(
+    *,
+    upstream: Upstream,
+    versions: list[tuple[str, date | None]] | None = None,
+    replay_key: str | None = None,
+    **values,
+) -> Upstream:
+    """Change an upstream's settings (any of Upstream's fields), its versions when given (versions not
+    listed are removed) and its replay credential when given ("" removes it). A base URL the
+    allow-list does not cover, or a replay_key_env not named for the purpose, raises ValidationError."""
+    for name, value in values.items():
+        setattr(upstream, name, value)
+    upstream_check(base_url=upstream.base_url, replay_key_env=upstream.replay_key_env)
+    upstream.base_url = upstream.base_url.rstrip("/")
+    upstream.version_header = upstream.version_header.lower()
+    with transaction.atomic():
+        upstream.save()
+        if versions is not None:
+            _upstream_versions_set(upstream=upstream, versions=versions)
+        if replay_key is not None:
+            upstream_set_replay_key(upstream=upstream, replay_key=replay_key)
+    return upstream
+
+
+def _upstream_versions_set(*, upstream: Upstream, versions: list[tuple[str, date | None]]) -> None:
+    upstream.versions.exclude(name__in=[name for name, _ in versions]).delete()
+    for name, released in versions:
+        ApiVersion.objects.update_or_create(upstream=upstream, name=name, defaults={"released_on": released})
 
 
 def upstream_check(*, base_url: str, replay_key_env: str = "") -> None:

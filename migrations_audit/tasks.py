@@ -14,9 +14,18 @@ def heartbeat(self) -> None:
 
 @shared_task(name="migrations_audit.tasks.har_import_run", acks_late=True)
 def har_import_run(job_id: int) -> None:
-    from migrations_audit.capture.services import har_import_run as run
+    from migrations_audit.capture.har import har_import_run as run
 
     run(job_id=job_id)
+
+
+@shared_task(name="migrations_audit.tasks.request_check", acks_late=True)
+def request_check(exchange_ids: list[int]) -> None:
+    """Queued by capture once a batch is committed: check its exchanges against the request rules.
+    Idempotent (a finding is stored once), so a task delivered again changes nothing."""
+    from migrations_audit.diff.services import request_findings_check
+
+    request_findings_check(exchange_ids=exchange_ids)
 
 
 # Tracking: client statuses in open migrations, derived from recorded traffic.

@@ -290,3 +290,15 @@ def product(stack, upstream_a):
     )
     upstream_a.refresh_from_db()
     return {**stack, "upstream": upstream_a, "prefix": f"{stack['proxy']}/proxy/{upstream_a.slug}"}
+
+
+@pytest.fixture
+def tasks_eager():
+    """Tasks queued during the test run at once, in the test's process (for tests that run the
+    on-commit hooks with django_capture_on_commit_callbacks(execute=True))."""
+    from dashboard.celery import app
+
+    before = (app.conf.task_always_eager, app.conf.task_eager_propagates)
+    app.conf.task_always_eager = app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = before

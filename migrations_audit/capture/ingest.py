@@ -1,4 +1,5 @@
-"""Bulk ingestion: NDJSON lines (the ingest API) and HAR 1.2 files (upload and `import_har`).
+"""Bulk ingestion: NDJSON lines (the ingest API), and reading HAR 1.2 entries (capture/har.py imports
+the files).
 
 The NDJSON line schema is documented in migrations_audit/capture/README.md. A bad line or entry is
 rejected with its number and reason and never stops the good ones; each batch is stored in one
@@ -9,9 +10,10 @@ or nested deeper than MIGRATION_AUDIT_MAX_JSON_DEPTH is rejected alone, before i
 import base64
 import binascii
 import gc
+import hashlib
 import json
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,7 +21,6 @@ from urllib.parse import urlsplit
 
 import ijson
 from django.conf import settings
-from django.db import transaction
 
 from migrations_audit.json_depth import json_nests_deeper, json_text_may_nest_deeper, max_json_depth
 from migrations_audit.models import Upstream
@@ -31,8 +32,6 @@ from .services import DATABASE_OUTAGE_ERRORS, exchanges_record
 # per exchange; the byte limit keeps a batch of large bodies from taking too much memory.
 NDJSON_BATCH_LINES = 5000
 NDJSON_BATCH_BYTES = 16 * 1024 * 1024
-# Smaller for HAR files: the import's progress is reported after each batch.
-HAR_BATCH_SIZE = 500
 MAX_REJECTIONS_LISTED = 1000
 # json.dumps(value, ensure_ascii=False), without building an encoder for every body.
 JSON_TEXT = json.JSONEncoder(ensure_ascii=False)
@@ -89,7 +88,7 @@ def ndjson_ingest(*, upstream: Upstream, lines: Iterable[bytes | None]) -> Inges
     while more:
         with garbage_collection_paused():
             batch, more = _ndjson_batch(numbered, summary)
-            _store(upstream, batch, summary, source="ingest")
+            batch_store(upstream, batch, summary, source="ingest")
     return summary
 
 
@@ -106,10 +105,13 @@ def _ndjson_batch(numbered, summary: IngestSummary) -> tuple[list[tuple[int, Cap
         if not raw.strip():
             continue
         try:
-            batch.append((number, captured_from_line(raw)))
+            captured = captured_from_line(raw)
         except IngestError as error:
             summary.reject(number, str(error))
             continue
+        # The line is the exchange's idempotency key: the same line sent again is stored once.
+        captured.capture_key = hashlib.sha256(raw.strip()).hexdigest()
+        batch.append((number, captured))
         batch_bytes += len(raw)
         if len(batch) >= NDJSON_BATCH_LINES or batch_bytes >= NDJSON_BATCH_BYTES:
             return batch, True
@@ -146,7 +148,7 @@ def garbage_collection_paused():
                 gc.enable()
 
 
-def _store(upstream, batch: list[tuple[int, CapturedExchange]], summary: IngestSummary, *, source: str):
+def batch_store(upstream, batch: list[tuple[int, CapturedExchange]], summary: IngestSummary, *, source: str):
     """Store a batch in one transaction; if one of its exchanges cannot be stored (other than the
     database being away), store them one by one, and reject the ones that fail with their reason."""
     if not batch:
@@ -289,56 +291,6 @@ def _timestamp(value) -> datetime:
 # --- HAR ------------------------------------------------------------------------------------------
 
 
-@dataclass
-class HarProgress:
-    bytes_done: int
-    summary: IngestSummary
-
-
-def har_import(
-    *,
-    upstream: Upstream,
-    stream,
-    on_progress: Callable[[HarProgress], None] | None = None,
-) -> IngestSummary:
-    """Import the entries of a HAR file read as a stream (a 200 MB file is never loaded whole).
-
-    All or nothing: a truncated or malformed file raises IngestError and stores nothing, so a corrected
-    file can be imported again (duplicates are counted, not stored twice).
-    """
-    summary = IngestSummary()
-    prefix = urlsplit(upstream.base_url).path.rstrip("/")
-    batch: list[tuple[int, CapturedExchange]] = []
-    try:
-        with transaction.atomic():
-            for number, entry in har_entries(stream):
-                try:
-                    if isinstance(entry, IngestError):
-                        raise entry
-                    captured = captured_from_har_entry(entry, upstream_slug=upstream.slug, base_path=prefix)
-                except IngestError as error:
-                    summary.reject(number, str(error))
-                    continue
-                if captured is None:
-                    summary.skipped += 1
-                    continue
-                batch.append((number, captured))
-                if len(batch) >= HAR_BATCH_SIZE:
-                    _store(upstream, batch, summary, source="har")
-                    batch = []
-                    if on_progress:
-                        on_progress(HarProgress(bytes_done=_position(stream), summary=summary))
-            _store(upstream, batch, summary, source="har")
-    except ijson.JSONError as error:
-        raise IngestError(
-            f"the HAR file is truncated or not valid JSON near byte {_position(stream)} ({error}); "
-            "nothing was imported"
-        ) from None
-    if on_progress:
-        on_progress(HarProgress(bytes_done=_position(stream), summary=summary))
-    return summary
-
-
 def har_entries(stream, *, max_depth: int | None = None, max_bytes: int | None = None):
     """(number, entry) for each item of the HAR's `log.entries`, read as a stream; the entry is an
     IngestError when it nests deeper than `max_depth` or holds more than about `max_bytes`.
@@ -440,7 +392,7 @@ class _EntryBuilder:
         return IngestError(f"entry {self.refusal}") if self.refusal else self.value
 
 
-def _position(stream) -> int:
+def stream_position(stream) -> int:
     try:
         return stream.tell()
     except (OSError, AttributeError):

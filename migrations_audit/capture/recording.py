@@ -5,6 +5,7 @@ work the same way whatever the source.
 """
 
 import hashlib
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -58,6 +59,9 @@ class CapturedExchange:
     duration_ms: float | None = None
     first_byte_ms: float | None = None
     error: str = ""
+    # The exchange's idempotency key, made once by its entry point (a uuid unless it sets one): every
+    # retry of its recording carries the same key, and the upstream stores each key once.
+    capture_key: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,7 @@ def exchange_build(
         first_byte_ms=captured.first_byte_ms,
         error=mask_text(captured.error or (stream_malformation(events or []) if streamed else ""))[:500],
         content_hash=content_hash(method=captured.method, path=path, body=request_body, version=version),
+        capture_key=captured.capture_key[:64],
     )
     return exchange, identity
 

@@ -1,13 +1,14 @@
-"""Store captured exchanges: one place for every entry point (proxy, ingest, HAR)."""
+"""Store captured exchanges: one place for every entry point (proxy, ingest, HAR, demo).
+
+Capture records and commits; the diff stage's request check runs after the commit, as a task given
+the stored ids (`request_check_queue`): capture never calls into the diff stage.
+"""
 
 import logging
-import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
-from django.conf import settings
 from django.db import (
     InterfaceError,
     InternalError,
@@ -21,8 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from migrations_audit.bulk import rows_insert
-from migrations_audit.diff.services import request_findings_record
-from migrations_audit.models import Client, Exchange, HarImport, RecorderTotals, TrafficDay, Upstream
+from migrations_audit.models import Client, Exchange, RecorderTotals, TrafficDay, Upstream
 
 from .recording import CapturedExchange, ClientIdentity, exchange_build
 
@@ -35,38 +35,41 @@ TRAFFIC_DAYS_PER_UPSERT = 1000
 DATABASE_OUTAGE_ERRORS = (OperationalError, InterfaceError, InternalError)
 
 
+# Exchange ids per request-check task: one task for a proxy batch, a few for an ingest batch.
+REQUEST_CHECK_CHUNK = 1000
+
+
 @dataclass
 class RecordSummary:
     stored: int = 0
     duplicates: int = 0
+    exchange_ids: list[int] = field(default_factory=list)
 
 
 def exchanges_record(
     *, upstream: Upstream, captured: list[CapturedExchange], source: str, dedupe: bool = False
 ) -> RecordSummary:
-    """Mask, identify and store a batch in one transaction, then check it against the target's rules.
+    """Mask, identify and store a batch in one transaction; once it commits, queue the request check
+    (the `request_check` task) for the exchanges it stored.
 
-    With `dedupe`, an exchange whose content hash is already stored for the upstream (or repeats one of
-    the batch) is counted, not stored: ingest and HAR import may send the same traffic twice; the proxy
-    records every call, since repeated calls are real traffic.
+    An exchange whose capture key the upstream already holds was stored by an earlier try of the same
+    batch: it is counted as a duplicate, never stored twice. With `dedupe`, so is an exchange whose
+    content hash is already stored for the upstream (or repeats one of the batch): ingest and HAR
+    import may send the same traffic twice; the proxy records every call, since repeated calls are
+    real traffic.
     """
     built = [exchange_build(upstream=upstream, captured=item, source=source) for item in captured]
     summary = RecordSummary()
     if dedupe:
-        known = content_hashes_stored(
-            upstream=upstream, hashes={exchange.content_hash for exchange, _ in built}
-        )
-        unique = []
-        for exchange, identity in built:
-            if exchange.content_hash in known:
-                summary.duplicates += 1
-                continue
-            known.add(exchange.content_hash)
-            unique.append((exchange, identity))
-        built = unique
+        built = _unseen(built, "content_hash", content_hashes_stored, upstream=upstream, summary=summary)
     if not built:
         return summary
     with transaction.atomic():
+        # Read inside the transaction that inserts: the unique constraint refuses a key another
+        # writer stores meanwhile, and the caller's retry then finds it here.
+        built = _unseen(built, "capture_key", capture_keys_stored, upstream=upstream, summary=summary)
+        if not built:
+            return summary
         clients = clients_resolve(
             upstream=upstream, seen=[(identity, exchange) for exchange, identity in built]
         )
@@ -79,14 +82,34 @@ def exchanges_record(
             exchanges.append(exchange)
         rows_insert(Exchange, exchanges)
         traffic_days_add(upstream=upstream, exchanges=exchanges)
+        stored_ids = [exchange.pk for exchange in exchanges]
+        transaction.on_commit(lambda: request_check_queue(exchange_ids=stored_ids), robust=True)
     summary.stored = len(exchanges)
-    try:
-        with transaction.atomic():
-            request_findings_record(exchanges=exchanges)
-    except Exception:
-        # The exchanges are stored: raising would make a caller store them again.
-        logger.exception("checking %d stored exchanges against the request rules failed", len(exchanges))
+    summary.exchange_ids = stored_ids
     return summary
+
+
+def _unseen(built, attribute: str, stored, *, upstream: Upstream, summary: RecordSummary) -> list:
+    """The built exchanges whose `attribute` the upstream does not hold yet and no earlier one of the
+    batch has; the others are counted as duplicates."""
+    known = stored(upstream=upstream, hashes={getattr(exchange, attribute) for exchange, _ in built})
+    unseen = []
+    for exchange, identity in built:
+        value = getattr(exchange, attribute)
+        if value in known:
+            summary.duplicates += 1
+            continue
+        known.add(value)
+        unseen.append((exchange, identity))
+    return unseen
+
+
+def request_check_queue(*, exchange_ids: list[int]) -> None:
+    """Queue the diff stage's request check for stored exchanges, in chunks; capture never waits for it."""
+    from migrations_audit.tasks import request_check
+
+    for start in range(0, len(exchange_ids), REQUEST_CHECK_CHUNK):
+        request_check.delay(exchange_ids[start : start + REQUEST_CHECK_CHUNK])
 
 
 def recorder_totals_record(*, recorder: str, started_at: datetime, totals: dict[int, dict[str, int]]) -> None:
@@ -105,25 +128,34 @@ def recorder_totals_record(*, recorder: str, started_at: datetime, totals: dict[
 
 def content_hashes_stored(*, upstream: Upstream, hashes: set[str]) -> set[str]:
     """Which of these content hashes the upstream already has, in one query."""
+    return _values_stored(upstream=upstream, column="content_hash", values=hashes)
+
+
+def capture_keys_stored(*, upstream: Upstream, hashes: set[str]) -> set[str]:
+    """Which of these capture keys the upstream already has, in one query."""
+    return _values_stored(upstream=upstream, column="capture_key", values=hashes)
+
+
+def _values_stored(*, upstream: Upstream, column: str, values: set[str]) -> set[str]:
     db = connections[router.db_for_read(Exchange)]
-    if db.vendor != "postgresql" or not hashes:
+    if db.vendor != "postgresql" or not values:
         return set(
-            Exchange.objects.filter(upstream=upstream, content_hash__in=hashes).values_list(
-                "content_hash", flat=True
+            Exchange.objects.filter(upstream=upstream, **{f"{column}__in": values}).values_list(
+                column, flat=True
             )
         )
-    # The hashes as one text parameter that the server splits: binding thousands of separate
-    # parameters cost more than the lookup itself.
+    # The values as one text parameter that the server splits: binding thousands of separate
+    # parameters cost more than the lookup itself (keys and hashes are hex: never a space).
     quote = db.ops.quote_name
     upstream_column = quote(Exchange._meta.get_field("upstream").column)
-    hash_column = quote(Exchange._meta.get_field("content_hash").column)
+    value_column = quote(Exchange._meta.get_field(column).column)
     with db.cursor() as cursor:
         cursor.execute(
-            f"SELECT {hash_column} FROM {quote(Exchange._meta.db_table)} "  # noqa: S608
-            f"WHERE {upstream_column} = %s AND {hash_column} = ANY(string_to_array(%s, ' '))",
-            [upstream.pk, " ".join(hashes)],
+            f"SELECT {value_column} FROM {quote(Exchange._meta.db_table)} "  # noqa: S608
+            f"WHERE {upstream_column} = %s AND {value_column} = ANY(string_to_array(%s, ' '))",
+            [upstream.pk, " ".join(values)],
         )
-        return {content_hash for (content_hash,) in cursor.fetchall()}
+        return {value for (value,) in cursor.fetchall()}
 
 
 def traffic_days_add(*, upstream: Upstream, exchanges: list[Exchange]) -> None:
@@ -222,86 +254,3 @@ def clients_resolve(*, upstream: Upstream, seen: list[tuple[ClientIdentity, Exch
         if client.first_seen_at is None or client.first_seen_at > min(stamps):
             Client.objects.filter(pk=client.pk).update(first_seen_at=min(stamps))
     return clients
-
-
-def har_import_queue(*, upstream: Upstream, uploaded, created_by=None) -> HarImport:
-    """Keep an uploaded HAR file under MEDIA_ROOT and queue its import; the page polls the job."""
-    from celery import current_app
-
-    target = Path(settings.MEDIA_ROOT) / "har" / f"{uuid.uuid4().hex}.har"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "wb") as out:
-        for chunk in uploaded.chunks():
-            out.write(chunk)
-    job = HarImport.objects.create(
-        upstream=upstream,
-        created_by=created_by,
-        filename=uploaded.name[:255],
-        stored_path=str(target),
-        bytes_total=target.stat().st_size,
-    )
-    transaction.on_commit(
-        lambda: current_app.send_task("migrations_audit.tasks.har_import_run", args=[job.pk])
-    )
-    return job
-
-
-def har_import_run(*, job_id: int) -> HarImport:
-    """Import a queued HAR file, updating the job's progress as it streams. Safe to run twice; the job
-    always ends done or failed, and the uploaded file is deleted either way."""
-    from .ingest import IngestError, har_import
-
-    claimed = HarImport.objects.filter(pk=job_id, state=HarImport.State.QUEUED).update(
-        state=HarImport.State.RUNNING
-    )
-    job = HarImport.objects.get(pk=job_id)
-    if not claimed:
-        if job.state == HarImport.State.RUNNING:
-            # Delivered again while it says it is running: the worker that ran it was lost (killed, out
-            # of memory). Trying the same file again could lose the next one; the job says so instead.
-            _har_import_fail(job, "the import stopped: its worker was lost; nothing was imported")
-            Path(job.stored_path).unlink(missing_ok=True)
-            job.refresh_from_db()
-        return job
-
-    def progress(update):
-        HarImport.objects.filter(pk=job_id).update(
-            bytes_done=update.bytes_done,
-            stored=update.summary.accepted,
-            duplicates=update.summary.duplicates,
-            rejected=update.summary.rejected,
-            skipped=update.summary.skipped,
-        )
-
-    try:
-        with open(job.stored_path, "rb") as stream:
-            summary = har_import(upstream=job.upstream, stream=stream, on_progress=progress)
-    except (IngestError, OSError) as error:
-        _har_import_fail(job, str(error))
-    except Exception as error:
-        # Whatever it was, the job says it failed rather than "Importing" for ever. Only the type is
-        # kept and logged: a message or a traceback's may quote the file, and the file may hold keys.
-        logger.error("HAR import %d failed: %s", job_id, type(error).__name__)
-        _har_import_fail(job, f"the import failed ({type(error).__name__}); nothing was imported")
-    else:
-        HarImport.objects.filter(pk=job_id).update(
-            state=HarImport.State.DONE,
-            bytes_done=job.bytes_total,
-            stored=summary.accepted,
-            duplicates=summary.duplicates,
-            rejected=summary.rejected,
-            skipped=summary.skipped,
-            error="\n".join(f"entry {r['line']}: {r['reason']}" for r in summary.rejections[:50]),
-            finished_at=timezone.now(),
-        )
-    finally:
-        # Imported or failed, the upload goes: it holds the clients' raw keys.
-        Path(job.stored_path).unlink(missing_ok=True)
-    job.refresh_from_db()
-    return job
-
-
-def _har_import_fail(job: HarImport, message: str) -> None:
-    HarImport.objects.filter(pk=job.pk).update(
-        state=HarImport.State.FAILED, error=message, finished_at=timezone.now(), stored=0
-    )

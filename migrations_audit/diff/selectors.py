@@ -3,10 +3,25 @@ services, so these are indexed lookups, never a rescan of every difference."""
 
 from dataclasses import dataclass, field
 
-from django.db.models import Case, Count, F, FloatField, IntegerField, OuterRef, Q, Subquery, Sum, Value, When
+from django.db.models import (
+    Case,
+    Count,
+    F,
+    FloatField,
+    IntegerField,
+    Max,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Cast, Coalesce
 
+from migrations_audit.model_rules import KEY_PREFIX as MODEL_KEY_PREFIX
 from migrations_audit.models import (
+    ChangelogRule,
     Client,
     Difference,
     DifferenceSignature,
@@ -235,3 +250,107 @@ def _finding_rules(upstream: Upstream, rows) -> dict[tuple, object]:
         (row["rule"], row["model_rule"]): changelog[row["rule"]] if row["rule"] else model[row["model_rule"]]
         for row in rows
     }
+
+
+# What tracking reads of the diff stage (tracking/verdicts.py): its verdicts come from these, never
+# from the diff's tables directly.
+
+
+def breaking_signatures(*, upstream: Upstream) -> list[DifferenceSignature]:
+    """The upstream's breaking difference signatures, with their rule."""
+    return list(
+        DifferenceSignature.objects.filter(upstream=upstream, classification=BREAKING).select_related(
+            "rule", "model_rule"
+        )
+    )
+
+
+def breaking_rules(*, upstream: Upstream) -> list[ChangelogRule]:
+    return list(ChangelogRule.objects.filter(upstream=upstream, classification=BREAKING))
+
+
+def breaking_version_pairs(*, upstream: Upstream) -> set[tuple[str, str]]:
+    """The (version_from, version_to) pairs some breaking difference was seen between."""
+    return set(
+        DifferenceSignature.objects.filter(upstream=upstream, classification=BREAKING, exchanges__gt=0)
+        .values_list("version_from", "version_to")
+        .distinct()
+    )
+
+
+def _standing_findings(*, upstream: Upstream, version: str = "", client_ids=None):
+    """Request findings on clients' requests that no replay contradicted."""
+    findings = RequestFinding.objects.filter(upstream=upstream, client__isnull=False).exclude(confirmed=False)
+    if version:
+        findings = findings.filter(version=version)
+    if client_ids is not None:
+        findings = findings.filter(client_id__in=client_ids)
+    return findings
+
+
+def request_findings_per_client(*, upstream: Upstream, version: str = "", client_ids=None):
+    """Per client, rule (changelog or model rule), model, version and field: the standing findings'
+    exchanges and the latest of them."""
+    findings = _standing_findings(upstream=upstream, version=version, client_ids=client_ids)
+    return findings.values(
+        "client_id",
+        "rule__key",
+        "rule__title",
+        "model_rule__key",
+        "model_rule__title",
+        "model",
+        "version",
+        "field",
+    ).annotate(exchanges=Count("exchange", distinct=True), last=Max("exchange_id"))
+
+
+def finding_of_rule(key: str) -> Q:
+    """The findings of the rule a card key names (a changelog rule's key, or "model:<key>")."""
+    if key.startswith(MODEL_KEY_PREFIX):
+        return Q(model_rule__key=key.removeprefix(MODEL_KEY_PREFIX))
+    return Q(rule__key=key)
+
+
+def request_finding_examples(
+    *, upstream: Upstream, client_id: int, rule_key: str, versions: list[str], limit: int
+) -> list[int]:
+    """The latest exchanges of a client flagged by a rule under these versions."""
+    findings = _standing_findings(upstream=upstream, client_ids=[client_id])
+    return list(
+        findings.filter(finding_of_rule(rule_key), version__in=versions)
+        .order_by("-exchange_id")
+        .values_list("exchange_id", flat=True)
+        .distinct()[:limit]
+    )
+
+
+def request_rejections_per_client(
+    *, upstream: Upstream, version: str, client_ids: list[int]
+) -> dict[int, int]:
+    """How many of each client's exchanges the request check rejects under `version`."""
+    rows = _standing_findings(upstream=upstream, version=version, client_ids=client_ids)
+    return dict(
+        rows.values("client_id").annotate(n=Count("exchange", distinct=True)).values_list("client_id", "n")
+    )
+
+
+def signature_clients(*, signature_ids: list[int], client_ids=None) -> list[tuple[int, int]]:
+    """(client_id, signature_id) for each client whose exchanges showed one of these signatures."""
+    seen = DifferenceSignature.clients.through.objects.filter(differencesignature_id__in=signature_ids)
+    if client_ids is not None:
+        seen = seen.filter(client_id__in=client_ids)
+    return list(seen.values_list("client_id", "differencesignature_id"))
+
+
+def signature_examples(
+    *, upstream: Upstream, signature: str, client_ids, limit: int
+) -> list[tuple[int, int]]:
+    """(client_id, exchange_id) of these clients' exchanges that show a signature, the latest first,
+    at most `limit`."""
+    rows = (
+        Difference.objects.filter(upstream=upstream, signature=signature, exchange__client_id__in=client_ids)
+        .values_list("exchange__client_id", "exchange_id")
+        .order_by("-exchange_id")
+        .distinct()
+    )
+    return list(rows[:limit])

@@ -1,6 +1,6 @@
 """Services of the diff stage: everything it writes.
 
-Capture calls request_findings_record after storing a batch; replay's task calls
+Capture queues the request_check task (request_findings_check) once a batch is committed; replay's task calls
 exchanges_diff_record once every result of a batch of exchanges in a run is finished.
 """
 
@@ -116,6 +116,17 @@ def snapshot_from_result(result: ReplayResult) -> ResponseSnapshot:
         events=result.response_events or None,
         error=result.error,
     )
+
+
+# What the request check reads of an exchange.
+REQUEST_CHECK_FIELDS = ("upstream", "client", "api_version", "method", "path", "request_body")
+
+
+def request_findings_check(*, exchange_ids: list[int]) -> None:
+    """The request check of stored exchanges, by id (the task capture queues after its commit)."""
+    exchanges = list(Exchange.objects.filter(pk__in=exchange_ids).only(*REQUEST_CHECK_FIELDS).order_by())
+    with transaction.atomic():
+        request_findings_record(exchanges=exchanges)
 
 
 def request_findings_record(*, exchanges: list[Exchange]) -> None:

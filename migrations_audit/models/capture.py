@@ -41,9 +41,16 @@ class Exchange(models.Model):
     error = models.CharField(max_length=500, blank=True, help_text="Transport failure, if any.")
     # sha256 of method, path, body and version: ingest and HAR import store each once.
     content_hash = models.CharField(max_length=64)
+    # One per captured exchange, made by its entry point (the proxy: a uuid per request; ingest: the
+    # hash of the line; HAR: of the entry): a retried batch never stores an exchange twice. Null only
+    # for rows stored before it existed.
+    capture_key = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
 
     class Meta:
         ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["upstream", "capture_key"], name="exchange_capture_key_unique")
+        ]
         indexes = [
             models.Index(fields=["upstream", "-started_at", "-id"], name="exchange_upstream_time"),
             models.Index(fields=["upstream", "content_hash"], name="exchange_upstream_hash"),

@@ -35,6 +35,8 @@ class Migration(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     refreshed_at = models.DateTimeField(null=True, blank=True)
+    # Set when a refresh is queued; the page says one is on its way until refreshed_at passes it.
+    refresh_queued_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True, help_text="Closed migrations are not refreshed.")
 
     class Meta:
@@ -46,6 +48,12 @@ class Migration(models.Model):
     @property
     def is_active(self) -> bool:
         return self.closed_at is None
+
+    @property
+    def refresh_pending(self) -> bool:
+        """A refresh was queued and has not run since."""
+        queued = self.refresh_queued_at
+        return queued is not None and (self.refreshed_at is None or self.refreshed_at < queued)
 
 
 class MigrationClientState(models.Model):

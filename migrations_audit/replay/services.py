@@ -707,6 +707,9 @@ def _run_complete_if_done(run_id: int) -> None:
         .values_list("exchange_id", flat=True)
     )
     _exchanges_finished(run_id, set(undiffed))
-    ReplayRun.objects.filter(pk=run_id, status=ReplayRun.Status.RUNNING).update(
+    if ReplayRun.objects.filter(pk=run_id, status=ReplayRun.Status.RUNNING).update(
         status=ReplayRun.Status.COMPLETED, finished_at=timezone.now()
-    )
+    ):
+        from migrations_audit.tracking.services import migrations_refresh_after_run
+
+        migrations_refresh_after_run(run_id=run_id)  # the boards show the run's results now

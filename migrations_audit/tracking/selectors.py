@@ -4,20 +4,35 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from django.db.models import Count, Max, QuerySet
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, F, QuerySet, Window
+from django.db.models.functions import RowNumber
 from django.http import Http404
 from django.utils import timezone
 
-from migrations_audit.models import Client, Exchange, Migration, MigrationClientState, Status, Team, Upstream
+from migrations_audit.models import (
+    Client,
+    Exchange,
+    Migration,
+    MigrationClientState,
+    Status,
+    Team,
+    TrafficDay,
+    Upstream,
+)
 from migrations_audit.selectors import upstreams_for_user
 
 from . import traffic as traffic_facts
+from .accidental import accidental_migration
 from .sdk import sdk_parse
 from .verdicts import client_verdicts
 
 # Board columns, in the order a migration moves through them.
 BOARD_ORDER = [Status.NOT_STARTED, Status.AFFECTED, Status.IN_PROGRESS, Status.AT_RISK, Status.MIGRATED]
 PROFILE_DAYS = 60
+CLIENTS_PER_PAGE = 50
+# Exchanges read per client on the Clients page to name its SDKs: its latest, not all of them.
+SDK_SAMPLE = 20
 
 
 def migration_scope(*, migration: Migration) -> QuerySet[Client]:
@@ -243,7 +258,7 @@ def client_profile(*, client: Client, target_version: str = "") -> dict:
         ],
         "impact": verdict.affected if verdict else [],
         "might": verdict.might if verdict else [],
-        "accidental": traffic_facts.accidental_migration(facts=facts, exchanges=exchanges),
+        "accidental": accidental_migration(facts=facts, exchanges=exchanges),
         "states": MigrationClientState.objects.filter(client=client).select_related("migration"),
     }
 
@@ -253,45 +268,42 @@ def latest_open_migration(*, upstream: Upstream) -> Migration | None:
 
 
 def clients_overview(
-    *, upstream: Upstream, owner: str = "", migration: Migration | None = None
-) -> list[dict]:
-    """The Clients page: each client with its versions, SDKs, owner and impact summary.
+    *, upstream: Upstream, owner: str = "", migration: Migration | None = None, page: int | str | None = None
+) -> Page:
+    """The Clients page: one page of CLIENTS_PER_PAGE clients, each with its versions, SDKs, owner and
+    impact summary (the page's object_list holds these rows).
 
-    `owner` filters: "unowned", "owned" or "" (all). Versions and SDKs come from two aggregate
-    queries; impact and status from `migration`'s states (see latest_open_migration).
+    `owner` filters: "unowned", "owned" or "" (all). A handful of queries whatever the number of
+    clients and exchanges: versions from the daily rollup (TrafficDay), SDKs from each client's latest
+    SDK_SAMPLE exchanges, impact and status from `migration`'s states (see latest_open_migration).
     """
     clients = (
-        Client.objects.filter(upstream=upstream).select_related("team").order_by("team", "label", "identity")
+        Client.objects.filter(upstream=upstream)
+        .select_related("team")
+        .order_by("team", "label", "identity", "pk")
     )
     if owner == "unowned":
         clients = clients.filter(team__isnull=True)
     elif owner == "owned":
         clients = clients.filter(team__isnull=False)
-    clients = list(clients)
+    listed = Paginator(clients, CLIENTS_PER_PAGE).get_page(page)
+    clients = list(listed.object_list)
     ids = [client.pk for client in clients]
     versions: dict[int, list[str]] = {}
-    for row in (
-        Exchange.objects.filter(client_id__in=ids)
-        .values("client_id", "api_version")
-        .annotate(last=Max("started_at"))
+    for client_id, version in (
+        TrafficDay.objects.filter(upstream=upstream, client_id__in=ids)
+        .values_list("client_id", "api_version")
+        .distinct()
         .order_by("client_id", "api_version")
     ):
-        versions.setdefault(row["client_id"], []).append(row["api_version"] or "none")
-    sdks: dict[int, set[str]] = {}
-    for row in (
-        Exchange.objects.filter(client_id__in=ids)
-        .values("client_id", "sdk", "user_agent")
-        .annotate(n=Count("id"))
-    ):
-        parsed = sdk_parse(user_agent=row["user_agent"], sdk=row["sdk"])
-        if parsed is not None:
-            sdks.setdefault(row["client_id"], set()).add(str(parsed))
+        versions.setdefault(client_id, []).append(version or "none")
+    sdks = _clients_sdks(client_ids=ids)
     states = (
         {
             state.client_id: state
             for state in MigrationClientState.objects.filter(migration=migration, client_id__in=ids)
         }
-        if migration
+        if migration and ids
         else {}
     )
     rows = []
@@ -309,7 +321,30 @@ def clients_overview(
                 "accidental": bool(evidence.get("accidental")) if evidence else False,
             }
         )
-    return rows
+    listed.object_list = rows
+    return listed
+
+
+def _clients_sdks(*, client_ids: list[int]) -> dict[int, set[str]]:
+    """The SDKs of each client's latest SDK_SAMPLE exchanges, in one query."""
+    if not client_ids:
+        return {}
+    latest = (
+        Exchange.objects.filter(client_id__in=client_ids)
+        .annotate(
+            recency=Window(
+                RowNumber(), partition_by=F("client_id"), order_by=[F("started_at").desc(), F("id").desc()]
+            )
+        )
+        .filter(recency__lte=SDK_SAMPLE)
+        .values_list("client_id", "sdk", "user_agent")
+    )
+    sdks: dict[int, set[str]] = {}
+    for client_id, sdk, user_agent in latest:
+        parsed = sdk_parse(user_agent=user_agent, sdk=sdk)
+        if parsed is not None:
+            sdks.setdefault(client_id, set()).add(str(parsed))
+    return sdks
 
 
 def claimable_teams(*, user) -> QuerySet[Team]:

@@ -24,6 +24,7 @@ from migrations_audit.models import (
 )
 
 from . import traffic as traffic_facts
+from .accidental import accidental_migration
 from .selectors import migration_scope
 from .verdicts import client_verdicts
 
@@ -200,14 +201,12 @@ def migration_refresh(*, migration: Migration, now: datetime | None = None) -> l
         facts=facts_by_client,
         examples=True,
     )
-    changes = []
+    derived = []
     for client in clients:
         facts = facts_by_client[client.pk]
         verdict = verdicts.get(client.pk)
         impact = verdict.affected if verdict else []
-        accidental = traffic_facts.accidental_migration(
-            facts=facts, exchanges=Exchange.objects.filter(client=client)
-        )
+        accidental = accidental_migration(facts=facts, exchanges=Exchange.objects.filter(client=client))
         status, reason = status_derive(facts=facts, migration=migration, impact=impact, now=now)
         evidence = evidence_build(
             facts=facts,
@@ -216,12 +215,34 @@ def migration_refresh(*, migration: Migration, now: datetime | None = None) -> l
             accidental=accidental,
             today=timezone.localdate(now),
         )
-        change = _state_update(migration, client, states.get(client.pk), status, reason, evidence, now)
-        if change is not None:
-            changes.append(change)
+        derived.append((client, states.get(client.pk), status, reason, evidence))
+    changes = _states_write(migration, derived, now)
     MigrationClientState.objects.filter(migration=migration).exclude(client__in=clients).delete()
     Migration.objects.filter(pk=migration.pk).update(refreshed_at=now)
     migration.refreshed_at = now
+    return changes
+
+
+# States rewritten per statement when only their reason and evidence change.
+STATES_PER_UPDATE = 500
+
+
+def _states_write(migration, derived, now) -> list[StatusChange]:
+    """Store the derived states. A state whose status stays as it was read only gets its reason and
+    evidence, batched (a refresh of thousands of clients is a few statements); a new state or a
+    status that moves is written on its own, from the status it was read with, with its change."""
+    changes, steady = [], []
+    for client, state, status, reason, evidence in derived:
+        if state is not None and state.derived_status == status:
+            state.reason, state.evidence, state.updated_at = reason, evidence, now
+            steady.append(state)
+            continue
+        change = _state_update(migration, client, state, status, reason, evidence, now)
+        if change is not None:
+            changes.append(change)
+    MigrationClientState.objects.bulk_update(
+        steady, ["reason", "evidence", "updated_at"], batch_size=STATES_PER_UPDATE
+    )
     return changes
 
 
@@ -251,6 +272,25 @@ def _state_update(migration, client, state, status, reason, evidence, now) -> St
                 at=now,
             )
     return None
+
+
+def migration_refresh_queue(*, migration: Migration) -> None:
+    """Queue a refresh of the migration's board (the tracking_refresh_migration task) for when the
+    caller's transaction commits; the page says one is queued until it has run."""
+    from migrations_audit.tasks import tracking_refresh_migration
+
+    now = timezone.now()
+    Migration.objects.filter(pk=migration.pk).update(refresh_queued_at=now)
+    migration.refresh_queued_at = now
+    transaction.on_commit(lambda: tracking_refresh_migration.delay(migration.pk), robust=True)
+
+
+def migrations_refresh_after_run(*, run_id: int) -> None:
+    """Queue a refresh of the open migrations of a replay run's upstream: the boards show what the run
+    found without waiting for the periodic refresh."""
+    migrations = Migration.objects.filter(closed_at__isnull=True, upstream__runs__pk=run_id)
+    for migration in migrations.only("pk"):
+        migration_refresh_queue(migration=migration)
 
 
 def migrations_refresh_active(*, now: datetime | None = None) -> int:

@@ -1,39 +1,31 @@
-"""What clients' recorded traffic says about them: versions per day, SDK eras, features.
+"""Traffic facts: what clients' recorded traffic says about them (versions per day, SDK eras,
+features).
 
 Reads stored Exchange rows only, with a few aggregate queries for any number of clients, so that a
-refresh of a migration stays cheap. Which changes hit a client is verdicts.py's to say.
+refresh of a migration stays cheap. Which changes hit a client is verdicts.py's to say; whether a
+version change came with an SDK upgrade, accidental.py's.
 """
 
 import json
-import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from django.db.models import Count, Max, Min, Q, QuerySet, TextField, Value
+from django.db.models import Count, F, Max, Min, Q, QuerySet, TextField, Value, Window
 from django.db.models.fields.json import KT
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.functions import Coalesce, RowNumber, TruncDate
 
 from migrations_audit.models import Exchange
 
-from .sdk import Sdk, sdk_move, sdk_parse
+from .sdk import Sdk, sdk_parse
 
 SAMPLING_PARAMETERS = ("temperature", "top_p", "top_k")
 # Request bodies read per client to tell which request features it uses (tools, sampling).
 BODY_SAMPLE_SIZE = 50
+# Clients whose samples are read in one query: at most this many times BODY_SAMPLE_SIZE bodies at once.
+BODY_SAMPLE_CLIENTS = 200
 EXAMPLES_PER_FACT = 5
-STREAM_KINDS = {"stream_framing_changed", "done_marker_removed", "event_type_removed", "text_mode_changed"}
 ERROR = Q(status__gte=400) | Q(status__isnull=True)
-DATED_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
-
-
-def version_between(version: str, low: str, high: str) -> bool:
-    """low <= version <= high for dated versions; otherwise only an exact end matches."""
-    if version in (low, high):
-        return True
-    if all(DATED_VERSION.match(v or "") for v in (version, low, high)):
-        return low <= version <= high
-    return False
 
 
 @dataclass
@@ -245,14 +237,25 @@ def _collect_eras(traffic, exchanges: QuerySet) -> None:
 
 
 def _collect_body_features(traffic, exchanges: QuerySet) -> None:
-    """Tools and sampling parameters live in request bodies: read the latest few of each client."""
-    for client_id, facts in traffic.items():
+    """Tools and sampling parameters live in request bodies: read the latest few of each client, in
+    one query per BODY_SAMPLE_CLIENTS clients."""
+    client_ids = list(traffic)
+    for start in range(0, len(client_ids), BODY_SAMPLE_CLIENTS):
         sample = (
-            exchanges.filter(client_id=client_id, method="POST")
-            .order_by("-started_at", "-id")
-            .values_list("id", "endpoint", "request_body")[:BODY_SAMPLE_SIZE]
+            exchanges.filter(client_id__in=client_ids[start : start + BODY_SAMPLE_CLIENTS], method="POST")
+            .annotate(
+                recency=Window(
+                    RowNumber(),
+                    partition_by=F("client_id"),
+                    order_by=[F("started_at").desc(), F("id").desc()],
+                )
+            )
+            .filter(recency__lte=BODY_SAMPLE_SIZE)
+            .order_by("client_id", "-started_at", "-id")
+            .values_list("client_id", "id", "endpoint", "request_body")
         )
-        for exchange_id, endpoint, body in sample:
+        for client_id, exchange_id, endpoint, body in sample:
+            facts = traffic[client_id]
             request = _json_object(body)
             if request.get("tools"):
                 facts.tools_endpoints.setdefault(endpoint, []).append(exchange_id)
@@ -270,55 +273,3 @@ def _json_object(body) -> dict:
     except ValueError:
         return {}
     return decoded if isinstance(decoded, dict) else {}
-
-
-# Accidental migrations: a version change that came with a move to another SDK major.
-
-
-def accidental_migration(*, facts: ClientTraffic, exchanges: QuerySet) -> dict | None:
-    """The latest change of version that came together with a new SDK major, with error rates.
-
-    `exchanges` are the client's exchanges; the error rate is the share of 4xx/5xx (or no response)
-    before and after the first request of the new era.
-    """
-    eras = [era for era in facts.eras if era.sdk is not None and era.sdk.major is not None]
-    found = None
-    for before in eras:
-        for after in eras:
-            if (
-                after.first_at > before.first_at
-                and after.sdk.language == before.sdk.language
-                and after.sdk.major != before.sdk.major
-                and after.api_version != before.api_version
-                and (found is None or after.first_at > found[1].first_at)
-            ):
-                found = (before, after)
-    if found is None:
-        return None
-    before, after = found
-    counts = exchanges.aggregate(
-        before=Count("id", filter=Q(started_at__lt=after.first_at)),
-        before_errors=Count("id", filter=Q(started_at__lt=after.first_at) & ERROR),
-        after=Count("id", filter=Q(started_at__gte=after.first_at)),
-        after_errors=Count("id", filter=Q(started_at__gte=after.first_at) & ERROR),
-    )
-    return {
-        "at": after.first_at,
-        "sdk_before": str(before.sdk),
-        "sdk_after": str(after.sdk),
-        "sdk_move": sdk_move(before.sdk, after.sdk),
-        "version_before": before.api_version,
-        "version_after": after.api_version,
-        "key_header_before": before.key_header,
-        "key_header_after": after.key_header,
-        "requests_before": counts["before"],
-        "requests_after": counts["after"],
-        "error_rate_before": _rate(counts["before_errors"], counts["before"]),
-        "error_rate_after": _rate(counts["after_errors"], counts["after"]),
-        "example_before": before.example_id,
-        "example_after": after.example_id,
-    }
-
-
-def _rate(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None

@@ -17,13 +17,12 @@ One card per rule (or per signature when no rule explains it): a rule seen both 
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Sum
 
-from migrations_audit.diff.changes import BREAKING
+from migrations_audit.diff import selectors as diff_selectors
 from migrations_audit.diff.request_check import is_dated_version, rule_applies_to_version
-from migrations_audit.model_rules import KEY_PREFIX as MODEL_KEY_PREFIX
 from migrations_audit.model_rules import rule_ref
-from migrations_audit.models import ChangelogRule, Client, DifferenceSignature, RequestFinding, TrafficDay
+from migrations_audit.models import Client, TrafficDay
 
 from . import traffic as traffic_facts
 
@@ -117,17 +116,13 @@ def client_verdicts(
     _request_cards(upstream, scope, client_ids, cards, examples=examples)
     signatures = [
         signature
-        for signature in DifferenceSignature.objects.filter(
-            upstream=upstream, classification=BREAKING
-        ).select_related("rule", "model_rule")
+        for signature in diff_selectors.breaking_signatures(upstream=upstream)
         if scope.covers_pair(signature.version_from, signature.version_to)
     ]
     _replay_cards(upstream, signatures, sent, client_ids, cards, examples=examples)
     for client_id, by_key in cards.items():
         verdicts[client_id] = ClientVerdict(client_id, affected=sorted(by_key.values(), key=_order))
-    request_rules = (
-        list(ChangelogRule.objects.filter(upstream=upstream, classification=BREAKING)) if facts else []
-    )
+    request_rules = diff_selectors.breaking_rules(upstream=upstream) if facts else []
     for client_id, client_facts in (facts or {}).items():
         known = {card["key"] for card in verdicts.get(client_id, ClientVerdict(client_id)).affected}
         sent_by_client = sent.get(client_id, set())
@@ -169,21 +164,11 @@ def _card(key: str, title: str, *, endpoint: str = "") -> dict:
 
 def _request_cards(upstream, scope: Scope, client_ids, cards, *, examples: bool) -> None:
     """Findings of the request check on each client's own requests (not contradicted by a replay)."""
-    findings = RequestFinding.objects.filter(upstream=upstream, client__isnull=False).exclude(confirmed=False)
-    if scope.version_from:
-        findings = findings.filter(version=scope.target)  # a pair's: read only its target's findings
-    if client_ids is not None:
-        findings = findings.filter(client_id__in=client_ids)
-    rows = findings.values(
-        "client_id",
-        "rule__key",
-        "rule__title",
-        "model_rule__key",
-        "model_rule__title",
-        "model",
-        "version",
-        "field",
-    ).annotate(exchanges=Count("exchange", distinct=True), last=Max("exchange_id"))
+    rows = diff_selectors.request_findings_per_client(
+        upstream=upstream,
+        version=scope.target if scope.version_from else "",  # a pair's: only its target's findings
+        client_ids=client_ids,
+    )
     details: dict[tuple[int, str], dict] = {}
     for row in rows:
         if not scope.covers_finding(row["version"]):
@@ -220,23 +205,22 @@ def _request_cards(upstream, scope: Scope, client_ids, cards, *, examples: bool)
             why = f"its recorded requests are rejected under {under} ({fields})"
         card["why"] = _join(card["why"], why)
         if examples:
-            card["exchange_ids"] = list(
-                findings.filter(_finding_of(key), client_id=client_id, version__in=card["rejected_under"])
-                .order_by("-exchange_id")
-                .values_list("exchange_id", flat=True)
-                .distinct()[:EXAMPLES]
+            card["exchange_ids"] = diff_selectors.request_finding_examples(
+                upstream=upstream,
+                client_id=client_id,
+                rule_key=key,
+                versions=card["rejected_under"],
+                limit=EXAMPLES,
             )
 
 
 def _replay_cards(upstream, signatures, sent, client_ids, cards, *, examples: bool) -> None:
     """Breaking differences seen in replays of each client's own exchanges, for pairs it goes through."""
     by_id = {signature.pk: signature for signature in signatures}
-    seen = DifferenceSignature.clients.through.objects.filter(differencesignature_id__in=list(by_id))
-    if client_ids is not None:
-        seen = seen.filter(client_id__in=client_ids)
+    seen = diff_selectors.signature_clients(signature_ids=list(by_id), client_ids=client_ids)
     hits = [
         (client_id, by_id[signature_id])
-        for client_id, signature_id in seen.values_list("client_id", "differencesignature_id")
+        for client_id, signature_id in seen
         if goes_through(
             sent.get(client_id, ()), by_id[signature_id].version_from, by_id[signature_id].version_to
         )
@@ -264,22 +248,15 @@ def _replay_cards(upstream, signatures, sent, client_ids, cards, *, examples: bo
 
 def _replay_examples(upstream, hits) -> dict[tuple[int, str], list[int]]:
     """Up to five exchanges of the client that show each signature: one query per signature."""
-    from migrations_audit.models import Difference
-
     found: dict[tuple[int, str], list[int]] = {}
     by_signature: dict[str, set[int]] = defaultdict(set)
     for client_id, signature in hits:
         by_signature[signature.signature].add(client_id)
     for signature, client_ids in by_signature.items():
-        rows = (
-            Difference.objects.filter(
-                upstream=upstream, signature=signature, exchange__client_id__in=client_ids
-            )
-            .values_list("exchange__client_id", "exchange_id")
-            .order_by("-exchange_id")
-            .distinct()
+        rows = diff_selectors.signature_examples(
+            upstream=upstream, signature=signature, client_ids=client_ids, limit=EXAMPLES * len(client_ids)
         )
-        for client_id, exchange_id in rows[: EXAMPLES * len(client_ids)]:
+        for client_id, exchange_id in rows:
             found.setdefault((client_id, signature), [])
             if len(found[(client_id, signature)]) < EXAMPLES:
                 found[(client_id, signature)].append(exchange_id)
@@ -291,13 +268,6 @@ def _signature_key(signature) -> tuple[str, str]:
     if rule is not None:
         return rule.ref, rule.title
     return signature.signature[:12], f"{signature.kind} at {signature.path}"
-
-
-def _finding_of(key: str) -> Q:
-    """The findings of the rule a card key names (a changelog rule's key, or "model:<key>")."""
-    if key.startswith(MODEL_KEY_PREFIX):
-        return Q(model_rule__key=key.removeprefix(MODEL_KEY_PREFIX))
-    return Q(rule__key=key)
 
 
 def _join(before: str, after: str) -> str:
@@ -392,11 +362,7 @@ def _feature_reason(signature, facts) -> tuple[str, list[int]] | None:
 def verdict_pairs(*, upstream) -> list[tuple[str, str]]:
     """The version pairs with evidence to judge: those of breaking differences, and the upstream's
     baseline -> target (the request check's), oldest first."""
-    pairs = set(
-        DifferenceSignature.objects.filter(upstream=upstream, classification=BREAKING, exchanges__gt=0)
-        .values_list("version_from", "version_to")
-        .distinct()
-    )
+    pairs = diff_selectors.breaking_version_pairs(upstream=upstream)
     pairs = {(f, t) for f, t in pairs if f and t and f != t}
     if upstream.baseline_version and upstream.target_version:
         pairs.add((upstream.baseline_version, upstream.target_version))
@@ -449,12 +415,8 @@ def clients_affected_report(*, upstream, version_from: str, version_to: str) -> 
         .annotate(total=Sum("count"))
         .values_list("client_id", "total")
     )
-    rejected = dict(
-        RequestFinding.objects.filter(upstream=upstream, version=version_to, client_id__in=list(affected))
-        .exclude(confirmed=False)
-        .values("client_id")
-        .annotate(n=Count("exchange", distinct=True))
-        .values_list("client_id", "n")
+    rejected = diff_selectors.request_rejections_per_client(
+        upstream=upstream, version=version_to, client_ids=list(affected)
     )
     rows = []
     for client_id, cards in affected.items():

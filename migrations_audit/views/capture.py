@@ -11,8 +11,8 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from migrations_audit import selectors, services
+from migrations_audit.capture.har import har_import_queue
 from migrations_audit.capture.ingest import ndjson_ingest, ndjson_lines
-from migrations_audit.capture.services import har_import_queue
 from migrations_audit.models import ApiToken, HarImport, Upstream
 
 from .api import api_auth, api_error, api_upstream_for_write

@@ -36,13 +36,15 @@ def clients(request, slug):
     upstream, can_edit = _upstream(request, slug)
     owner = request.GET.get("owner", "")
     migration = selectors.latest_open_migration(upstream=upstream)
-    rows = selectors.clients_overview(
-        upstream=upstream, owner=owner if owner in ("owned", "unowned") else "", migration=migration
+    owner = owner if owner in ("owned", "unowned") else ""
+    page = selectors.clients_overview(
+        upstream=upstream, owner=owner, migration=migration, page=request.GET.get("page")
     )
     context = {
         "upstream": upstream,
         "migration": migration,
-        "rows": rows,
+        "page": page,
+        "rows": page.object_list,
         "owner": owner,
         "claim_teams": list(selectors.claimable_teams(user=request.user)),
         "can_edit": can_edit,
@@ -137,8 +139,8 @@ def migrations(request, slug):
             clients=list(data["clients"]),
             created_by=request.user,
         )
-        services.migration_refresh(migration=migration)
-        messages.success(request, f"Migration “{migration.name}” created.")
+        services.migration_refresh_queue(migration=migration)
+        messages.success(request, f"Migration “{migration.name}” created; its board is being filled.")
         return redirect("migrations_audit:migration", upstream.slug, migration.pk)
     context = {
         "upstream": upstream,
@@ -172,8 +174,8 @@ def migration_detail(request, slug, migration_id):
 def migration_refresh(request, slug, migration_id):
     upstream, _ = _upstream(request, slug, edit=True)
     migration = selectors.migration_for_upstream(upstream=upstream, migration_id=migration_id)
-    changes = services.migration_refresh(migration=migration)
-    messages.success(request, f"Refreshed from recorded traffic: {len(changes)} status change(s).")
+    services.migration_refresh_queue(migration=migration)
+    messages.success(request, "Refresh queued: the board updates from recorded traffic in a moment.")
     return redirect("migrations_audit:migration", upstream.slug, migration.pk)
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from migrations_audit.capture.recording import CapturedExchange
 from migrations_audit.capture.services import exchanges_record
+from migrations_audit.diff.services import request_findings_check
 from migrations_audit.models import ReportDefinition
 from migrations_audit.reports import services as report_services
 from migrations_audit.reports.acknowledgements import acknowledgement_create
@@ -20,7 +21,7 @@ SHOWN = "<script>window.__xss = 1</script>"  # the payload's part that reads the
 
 
 def test_no_recorded_script_runs(page, screenshot, live_server, alice, upstream_a):
-    exchanges_record(
+    recorded = exchanges_record(
         upstream=upstream_a,
         source="proxy",
         captured=[
@@ -40,6 +41,8 @@ def test_no_recorded_script_runs(page, screenshot, live_server, alice, upstream_
             )
         ],
     )
+    # What the request_check task does once the batch commits.
+    request_findings_check(exchange_ids=recorded.exchange_ids)
     definition = report_services.definition_save(
         definition=ReportDefinition(
             team=upstream_a.team,

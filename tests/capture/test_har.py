@@ -7,7 +7,8 @@ import tracemalloc
 import pytest
 from django.core.management import CommandError, call_command
 
-from migrations_audit.capture.ingest import IngestError, har_import
+from migrations_audit.capture.har import har_import
+from migrations_audit.capture.ingest import IngestError
 from migrations_audit.models import Exchange
 
 SSE = 'event: completion\r\ndata: {"completion": " Hi", "stop_reason": null}\r\n\r\n'
@@ -126,7 +127,7 @@ def test_a_200_mb_har_is_streamed_in_bounded_memory(upstream_a, tmp_path):
 def test_a_job_whose_worker_was_lost_ends_failed_and_its_upload_is_deleted(upstream_a, tmp_path):
     """acks_late delivers the task again after its worker was killed (out of memory, say): the job
     said "Importing" for ever and kept the file, raw keys included."""
-    from migrations_audit.capture.services import har_import_run
+    from migrations_audit.capture.har import har_import_run
     from migrations_audit.models import HarImport
 
     upload = tmp_path / "lost.har"
@@ -140,3 +141,97 @@ def test_a_job_whose_worker_was_lost_ends_failed_and_its_upload_is_deleted(upstr
     assert not upload.exists()
     done = HarImport.objects.create(upstream=upstream_a, filename="done.har", stored_path="", state="done")
     assert har_import_run(job_id=done.pk).state == HarImport.State.DONE, "a finished job is left as it is"
+
+
+def numbered_entries(count: int) -> list[dict]:
+    entries = []
+    for n in range(count):
+        numbered = entry()
+        numbered["request"]["postData"]["text"] = json.dumps({"prompt": f"question {n}"})
+        entries.append(numbered)
+    return entries
+
+
+def test_progress_is_committed_per_batch_and_recording_goes_on(
+    transactional_db, upstream_a, tmp_path, monkeypatch
+):
+    """While an import runs, another connection sees its progress and the entries stored so far, and
+    records an exchange of its own (on SQLite a whole-file transaction held the write lock)."""
+    import threading
+
+    from django.db import connection
+
+    from migrations_audit.capture import har as har_module
+    from migrations_audit.capture.recording import CapturedExchange
+    from migrations_audit.capture.services import exchanges_record
+    from migrations_audit.models import HarImport
+
+    monkeypatch.setattr(har_module, "HAR_BATCH_SIZE", 2)
+    upload = tmp_path / "six.har"
+    upload.write_bytes(har(*numbered_entries(6)))
+    job = HarImport.objects.create(upstream=upstream_a, filename="six.har", stored_path=str(upload))
+    paused, resume = threading.Event(), threading.Event()
+    real_store = har_module.batch_store
+
+    def store_pausing_before_the_second_batch(upstream, batch, summary, *, source):
+        if summary.accepted == 2 and batch:
+            paused.set()
+            assert resume.wait(timeout=60), "the test never resumed the import"
+        real_store(upstream, batch, summary, source=source)
+
+    monkeypatch.setattr(har_module, "batch_store", store_pausing_before_the_second_batch)
+
+    def run_import():
+        try:
+            har_module.har_import_run(job_id=job.pk)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=run_import)
+    worker.start()
+    try:
+        assert paused.wait(timeout=60), "the import never reached its second batch"
+        # This thread has a connection of its own: it sees only what the import committed.
+        running = HarImport.objects.get(pk=job.pk)
+        assert running.state == HarImport.State.RUNNING
+        assert (running.stored, running.entries_seen) == (2, 2)
+        assert running.bytes_done > 0  # read ahead in 64 KB buffers: the whole of this small file
+        assert Exchange.objects.filter(source="har").count() == 2
+        recorded = exchanges_record(
+            upstream=upstream_a,
+            captured=[
+                CapturedExchange(
+                    method="POST",
+                    path="/v1/messages",
+                    request_headers={},
+                    request_body=b"{}",
+                    started_at=running.created_at,
+                )
+            ],
+            source="proxy",
+        )
+        assert recorded.stored == 1, "recording goes on while the import runs"
+    finally:
+        resume.set()
+        worker.join(timeout=60)
+    done = HarImport.objects.get(pk=job.pk)
+    assert (done.state, done.stored, done.entries_seen) == (HarImport.State.DONE, 6, 6)
+    assert Exchange.objects.filter(source="har").count() == 6
+
+
+def test_an_import_started_again_stores_no_entry_twice(upstream_a, monkeypatch):
+    """A file that breaks after a committed batch keeps that batch; importing the whole file again adds
+    the rest, and the entries stored the first time are counted as duplicates."""
+    from migrations_audit.capture import har as har_module
+
+    monkeypatch.setattr(har_module, "HAR_BATCH_SIZE", 2)
+    data = har(*numbered_entries(5))
+    # Cut inside the fifth entry: the two batches before it are committed.
+    with pytest.raises(IngestError, match="the 4 entries stored before it are kept"):
+        har_import(upstream=upstream_a, stream=io.BytesIO(data[: len(data) - 40]))
+    assert Exchange.objects.count() == 4
+    summary = har_import(upstream=upstream_a, stream=io.BytesIO(data))
+    assert (summary.accepted, summary.duplicates) == (1, 4)
+    again = har_import(upstream=upstream_a, stream=io.BytesIO(data))
+    assert (again.accepted, again.duplicates) == (0, 5)
+    assert Exchange.objects.count() == 5

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from migrations_audit import services
-from migrations_audit.models import Exchange, RequestFinding
+from migrations_audit.models import Exchange, RequestFinding, TrafficDay
 
 URL = "/api/v1/upstreams/{slug}/exchanges"
 
@@ -61,10 +61,32 @@ def test_good_bad_and_duplicate_lines(client, upstream_a, token):
     assert (again["accepted"], again["duplicates"]) == (0, 1)
 
 
-def test_ingested_requests_are_checked_against_the_target_version(client, upstream_a, token):
-    post(client, upstream_a.slug, line(), token)
+def test_ingested_requests_are_checked_against_the_target_version_after_the_commit(
+    client, upstream_a, token, tasks_eager, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as hooks:
+        post(client, upstream_a.slug, line(), token)
+    assert Exchange.objects.count() == 1
+    assert not RequestFinding.objects.exists(), "capture does not run the diff stage's check itself"
+    assert len(hooks) == 1, "the request check is queued once the batch commits"
+    hooks[0]()  # the commit: the request_check task runs (eagerly here, on a worker in production)
     finding = RequestFinding.objects.get()
     assert finding.field == "/temperature"
+    hooks[0]()  # delivered again (acks_late): nothing doubles
+    assert RequestFinding.objects.count() == 1
+
+
+def test_the_same_line_sent_again_is_stored_once_even_when_its_content_hash_check_misses(
+    client, upstream_a, token, monkeypatch
+):
+    """The capture key (the line's hash) stops a retried upload even where the content-hash check
+    would not (a proxy batch has none): the unique constraint holds it."""
+    monkeypatch.setattr("migrations_audit.capture.services.content_hashes_stored", lambda **_: set())
+    first = post(client, upstream_a.slug, line(), token).json()
+    again = post(client, upstream_a.slug, line(), token).json()
+    assert (first["accepted"], again["accepted"], again["duplicates"]) == (1, 0, 1)
+    assert Exchange.objects.count() == 1
+    assert TrafficDay.objects.get().count == 1, "the rollup counts it once"
 
 
 def test_no_secret_is_stored(client, upstream_a, token):

@@ -160,7 +160,7 @@ def test_recorded_html_is_shown_escaped(client, alice, upstream_a):
         assert "<script>alert(1)" not in html and "<img src=x" not in html
 
 
-@pytest.mark.parametrize("name", ["overview", "traffic", "differences"])
+@pytest.mark.parametrize("name", ["overview", "traffic", "differences", "clients"])
 def test_query_count_does_not_grow_with_rows(client, alice, upstream_a, name):
     from django.urls import reverse
 
@@ -488,3 +488,26 @@ def test_a_compressed_answer_is_shown_decoded_and_stored_as_sent(client, alice, 
     client.force_login(alice)
     page = client.get(f"/u/{upstream_a.slug}/traffic/{exchange.pk}/").content.decode()
     assert "readable words" in page and "Sent gzip-compressed; shown decoded" in page
+
+
+def test_the_clients_page_is_paginated_and_its_queries_do_not_grow_with_clients(client, alice, upstream_a):
+    from django.urls import reverse
+
+    from migrations_audit.tracking.selectors import CLIENTS_PER_PAGE
+
+    client.force_login(alice)
+    url = reverse("migrations_audit:clients", args=[upstream_a.slug])
+    for name in ("a", "b"):
+        record(upstream_a, 3, client=f"service-{name}")
+    with CaptureQueriesContext(connection) as small:
+        assert client.get(url).status_code == 200
+    for index in range(CLIENTS_PER_PAGE + 10):
+        record(upstream_a, 4, client=f"worker-{index:03d}", version="2026-10-21")
+    with CaptureQueriesContext(connection) as large:
+        first = client.get(url).content.decode()
+    assert len(large) <= len(small) + 1, f"{len(small)} -> {len(large)} queries"
+    assert first.count('class="owner-cell"') == CLIENTS_PER_PAGE
+    assert "Page 1 of 2" in first and "page=2" in first
+    second = client.get(url, {"page": 2}).content.decode()
+    assert second.count('class="owner-cell"') == 12
+    assert "worker-059" in second and "2026-10-21" in second

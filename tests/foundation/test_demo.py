@@ -21,10 +21,12 @@ def counts():
     ]
 
 
-def test_demo_seed_is_idempotent(db):
-    demo_seed()
+def test_demo_seed_is_idempotent(db, tasks_eager, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):  # the request check queued after the commit
+        demo_seed()
     first = counts()
-    demo_seed()
+    with django_capture_on_commit_callbacks(execute=True):
+        demo_seed()
     assert counts() == first
     assert first[1] > 100 and first[2] > 0 and first[4] == 2
     assert get_user_model().objects.get(username=DEMO_USERNAME).check_password("demo-password")

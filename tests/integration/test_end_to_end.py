@@ -83,7 +83,12 @@ def test_record_replay_and_diff_both_migrations(product):
     sdk("1.17.0", product["prefix"], BLOCKS)
     wait_for(lambda: Exchange.objects.filter(upstream=upstream).count() >= 7, what="7 recorded exchanges")
 
-    # The request check found the three 2026-10-21 rejections as the traffic arrived, before any replay.
+    # The request check (a task queued as each batch commits) found the three 2026-10-21 rejections as
+    # the traffic arrived, before any replay.
+    wait_for(
+        lambda: RequestFinding.objects.filter(upstream=upstream).values("rule").distinct().count() >= 3,
+        what="the request check's findings",
+    )
     found = set(RequestFinding.objects.filter(upstream=upstream).values_list("rule__key", "field"))
     assert {key for key, _ in found} == {
         "sampling-parameters-removed",

@@ -15,6 +15,7 @@ from django.urls import reverse
 
 from migrations_audit.capture.recording import CapturedExchange
 from migrations_audit.capture.services import exchanges_record
+from migrations_audit.diff.services import request_findings_check
 from migrations_audit.models import (
     Acknowledgement,
     ComparisonTally,
@@ -33,7 +34,7 @@ SECRET = "sk-ant-report-secret-key"
 
 
 def record(upstream, body: dict, *, client="svc", count=1):
-    exchanges_record(
+    recorded = exchanges_record(
         upstream=upstream,
         source="proxy",
         captured=[
@@ -54,6 +55,8 @@ def record(upstream, body: dict, *, client="svc", count=1):
             for _ in range(count)
         ],
     )
+    # What the request_check task does once the batch commits.
+    request_findings_check(exchange_ids=recorded.exchange_ids)
 
 
 def signature(upstream, *, key, path, classification="breaking", rule=None, exchanges=3, acknowledged=False):

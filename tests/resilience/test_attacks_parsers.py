@@ -16,9 +16,9 @@ from django.urls import reverse
 
 from migrations_audit import services
 from migrations_audit.capture import proxy as proxy_module
+from migrations_audit.capture.har import har_import_run
 from migrations_audit.capture.ingest import ndjson_ingest
 from migrations_audit.capture.recording import CapturedExchange
-from migrations_audit.capture.services import har_import_run
 from migrations_audit.models import Exchange, HarImport
 from tests.capture.test_har import entry, har
 from tests.capture.test_ingest import URL, line, post
@@ -171,7 +171,11 @@ def test_a_deep_body_naming_a_secret_field_through_the_proxy_stalls_nobody(proxy
     assert bytes(deep.request_body).startswith(b"[masked: a JSON body nested deeper")
     stored = b"".join(bytes(row.request_body) for row in rows)
     assert b"sk-ant-deep-secret" not in stored
-    health = httpx.get(proxy["prefix"].split("/proxy/")[0] + "/__audit/healthz", timeout=5).json()
+    # The rows are visible once committed; the recorder counts them when its write returns.
+    health_url = proxy["prefix"].split("/proxy/")[0] + "/__audit/healthz"
+    deadline = time.monotonic() + 30
+    while (health := httpx.get(health_url, timeout=5).json())["pending"] and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert (health["recorded"], health["failed"], health["pending"]) == (4, 0, 0)
 
 
@@ -250,7 +254,7 @@ def test_a_job_that_fails_says_so_and_deletes_its_upload(
     def broken_import(**kwargs):
         raise KeyError("sk-ant-quoted-in-an-error")
 
-    monkeypatch.setattr("migrations_audit.capture.ingest.har_import", broken_import)
+    monkeypatch.setattr("migrations_audit.capture.har.har_import", broken_import)
     job = har_import_run(job_id=job.pk)
     assert job.state == HarImport.State.FAILED
     assert job.error == "the import failed (KeyError); nothing was imported"

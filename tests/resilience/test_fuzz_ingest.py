@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from migrations_audit.capture.har import har_import
 from migrations_audit.capture.ingest import (
     IngestError,
     captured_from_har_entry,
     captured_from_line,
-    har_import,
     ndjson_ingest,
     ndjson_lines,
 )

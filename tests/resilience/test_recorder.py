@@ -125,3 +125,33 @@ def test_database_errors_are_still_waited_out(monkeypatch):
         return recorder.counts()
 
     assert run(scenario())["recorded"] == 1 and state["written"] == 1
+
+
+def test_a_batch_retried_after_its_commit_is_stored_once(transactional_db, upstream_a, monkeypatch):
+    """The batch commits, then the reply is lost (the connection drops after COMMIT): the recorder
+    tries the batch again, and the capture keys make that try store nothing."""
+    from migrations_audit.models import Exchange, TrafficDay
+
+    real_store, tries = proxy._store, []
+
+    def commit_then_lose_the_reply(by_upstream):
+        real_store(by_upstream)
+        tries.append(sum(len(items) for items in by_upstream.values()))
+        if len(tries) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(proxy, "_store", commit_then_lose_the_reply)
+    monkeypatch.setattr(proxy, "RETRY_DELAYS", (0.05, 0.05, 0.05))
+
+    async def scenario():
+        recorder = proxy.Recorder()
+        for n in range(5):
+            recorder.submit(upstream_a.pk, captured(n))
+        await asyncio.wait_for(recorder.flush(), timeout=30)
+        return recorder.counts()
+
+    counts = run(scenario())
+    assert tries == [5, 5], "the whole batch was tried again"
+    assert Exchange.objects.filter(upstream=upstream_a).count() == 5
+    assert sum(TrafficDay.objects.filter(upstream=upstream_a).values_list("count", flat=True)) == 5
+    assert counts["recorded"] == 5 and counts["failed"] == 0

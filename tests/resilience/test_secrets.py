@@ -12,7 +12,7 @@ from django.db import connection
 from django.test import Client
 
 from migrations_audit import services
-from migrations_audit.capture.ingest import har_import
+from migrations_audit.capture.har import har_import
 from migrations_audit.models import Exchange, ReplayResult, ReplayRun, ReportDefinition
 from migrations_audit.replay.services import run_start
 from migrations_audit.reports import services as report_services

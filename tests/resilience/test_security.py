@@ -16,6 +16,7 @@ from migrations_audit import services
 from migrations_audit.capture.proxy import upstream_url
 from migrations_audit.capture.recording import CapturedExchange
 from migrations_audit.capture.services import exchanges_record
+from migrations_audit.diff.services import request_findings_check
 from migrations_audit.models import (
     Acknowledgement,
     DifferenceSignature,
@@ -44,7 +45,7 @@ def url_patterns(resolver=None, prefix=""):
 @pytest.fixture
 def objects(upstream_a, alice):
     """One object of each kind, all belonging to team A."""
-    exchanges_record(
+    recorded = exchanges_record(
         upstream=upstream_a,
         source="proxy",
         captured=[
@@ -58,6 +59,8 @@ def objects(upstream_a, alice):
             )
         ],
     )
+    # What the request_check task does once the batch commits.
+    request_findings_check(exchange_ids=recorded.exchange_ids)
     exchange = Exchange.objects.get()
     run = ReplayRun.objects.create(upstream=upstream_a, versions=["2023-06-01", "2026-10-21"])
     signature = DifferenceSignature.objects.create(

@@ -230,28 +230,42 @@ def test_alice_claims_an_unowned_client(client, alice, migration):
     assert "already has an owner" in response.content.decode()
 
 
-def test_alice_creates_a_migration_and_refreshes_it(client, alice, upstream_a, migration):
+def test_alice_creates_a_migration_and_refreshes_it(
+    client, alice, upstream_a, migration, tasks_eager, django_capture_on_commit_callbacks
+):
     client.force_login(alice)
     url = reverse("migrations_audit:migrations", args=[upstream_a.slug])
     bad = client.post(url, {"name": "Oops", "target_version": TARGET, "from_versions": [TARGET]})
     assert bad.status_code == 400
-    response = client.post(
-        url,
-        {
-            "name": "Second wave",
-            "target_version": TARGET,
-            "from_versions": ["2023-06-01"],
-            "deadline": (timezone.localdate() + timedelta(days=10)).isoformat(),
-            "quiet_period_days": 7,
-            "at_risk_window_days": 14,
-        },
-    )
+    with django_capture_on_commit_callbacks(execute=True):  # the queued refresh runs on commit
+        response = client.post(
+            url,
+            {
+                "name": "Second wave",
+                "target_version": TARGET,
+                "from_versions": ["2023-06-01"],
+                "deadline": (timezone.localdate() + timedelta(days=10)).isoformat(),
+                "quiet_period_days": 7,
+                "at_risk_window_days": 14,
+            },
+        )
     created = upstream_a.migrations.get(name="Second wave")
     assert response.status_code == 302 and response["Location"].endswith(f"/migrations/{created.pk}/")
-    # Created and refreshed at once: the deadline is 10 days away, so nobody unmigrated is safe.
+    # Created, then refreshed by the task: the deadline is 10 days away, so nobody unmigrated is safe.
     assert {state.status for state in created.states.all()} == {Status.AT_RISK}
-    response = client.post(reverse("migrations_audit:migration_refresh", args=[upstream_a.slug, created.pk]))
+    # Refreshing queues the task rather than running it in the request; the page says so.
+    with django_capture_on_commit_callbacks() as hooks:
+        response = client.post(
+            reverse("migrations_audit:migration_refresh", args=[upstream_a.slug, created.pk])
+        )
     assert response.status_code == 302
+    assert "a refresh is queued" in client.get(response["Location"]).content.decode()
+    assert len(hooks) == 1
+    hooks[0]()  # the commit: the tracking_refresh_migration task runs
+    page = client.get(response["Location"]).content.decode()
+    assert "a refresh is queued" not in page
+    created.refresh_from_db()
+    assert created.refreshed_at >= created.refresh_queued_at
     # Closed, it is no longer refreshed; reopened, it is again.
     close = reverse("migrations_audit:migration_close", args=[upstream_a.slug, created.pk])
     assert client.post(close, {"closed": "1"}).status_code == 302

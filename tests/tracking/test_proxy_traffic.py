@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from migrations_audit.models import Exchange, Status, StatusChange, Upstream
+from migrations_audit.models import Exchange, RequestFinding, Status, StatusChange, Upstream
 from migrations_audit.secrets import key_fingerprint
 from migrations_audit.tracking import selectors, services
 from tests.conftest import child_env
@@ -38,7 +38,8 @@ print(json.dumps({{"pieces": len(pieces)}}))
 
 
 @pytest.fixture
-def proxy(transactional_db, upstream_a):
+def proxy(transactional_db, upstream_a, celery_worker):
+    """The proxy listener on the emulator, and a worker for the request check queued as it records."""
     emulator_port, port = free_port(), free_port()
     emulator_url = f"http://127.0.0.1:{emulator_port}"
     Upstream.objects.filter(pk=upstream_a.pk).update(base_url=emulator_url)
@@ -86,6 +87,10 @@ def test_clients_through_the_proxy_get_status_impact_and_history(proxy):
     )
     messages("2", proxy, "sk-ant-app")
     recorded(5)
+    # The request check runs on the worker once each recorded batch commits.
+    give_up = time.monotonic() + 60
+    while time.monotonic() < give_up and not RequestFinding.objects.exists():
+        time.sleep(0.2)
 
     migration = services.migration_create(
         upstream=upstream,

@@ -4,7 +4,8 @@ import os
 
 from django.core.management.base import BaseCommand, CommandError
 
-from migrations_audit.capture.ingest import IngestError, har_import
+from migrations_audit.capture.har import har_import
+from migrations_audit.capture.ingest import IngestError
 from migrations_audit.models import Upstream
 
 
