@@ -410,3 +410,43 @@ def test_a_compressed_answer_is_shown_decoded_and_stored_as_sent(client, alice, 
     client.force_login(alice)
     page = client.get(f"/u/{upstream_a.slug}/traffic/{exchange.pk}/").content.decode()
     assert "readable words" in page and "Sent gzip-compressed; shown decoded" in page
+
+
+def test_overview_counts_every_breaking_difference_and_lists_ten(client, alice, upstream_a):
+    from django.urls import reverse
+
+    from migrations_audit.models import DifferenceSignature
+
+    def breaking(count):
+        start = DifferenceSignature.objects.count()
+        DifferenceSignature.objects.bulk_create(
+            DifferenceSignature(
+                upstream=upstream_a,
+                signature=f"sig-{index}",
+                version_from="2023-06-01",
+                version_to="2026-10-21",
+                endpoint="POST /v1/messages",
+                kind="field_removed",
+                path=f"field_{index}",
+                classification="breaking",
+                count=1,
+                exchanges=1,
+            )
+            for index in range(start, start + count)
+        )
+
+    client.force_login(alice)
+    url = reverse("migrations_audit:overview", args=[upstream_a.slug])
+    record(upstream_a, 3)
+    breaking(3)
+    with CaptureQueriesContext(connection) as small:
+        html = client.get(url).content.decode()
+    assert "more on the Differences page" not in html
+    breaking(22)
+    with CaptureQueriesContext(connection) as large:
+        html = client.get(url).content.decode()
+    assert len(large) == len(small)
+    assert "<dt>Breaking differences confirmed by replay</dt><dd>25</dd>" in html
+    assert html.count("<code>field_") == 10
+    assert "and 15 more on the Differences page" in html
+    assert "/differences/?classification=breaking" in html
