@@ -15,6 +15,7 @@ from migrations_audit.secrets import (
     key_fingerprints_previous,
     mask_body,
     mask_headers,
+    mask_truncated_body,
 )
 from migrations_audit.sse import parse_sse, stream_malformation
 from migrations_audit.tracking.sdk import sdk_describe
@@ -57,6 +58,8 @@ class CapturedExchange:
     duration_ms: float | None = None
     first_byte_ms: float | None = None
     error: str = ""
+    # Only the first MIGRATION_AUDIT_RECORD_MAX_BYTES of the response were kept.
+    truncated: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,15 +132,28 @@ def exchange_build(
         request_body=request_body,
         status=captured.status,
         response_headers=response_headers,
-        response_body=captured.response_body if streamed else mask_body(captured.response_body),
+        response_body=_response_body_stored(captured, streamed=streamed),
         streamed=streamed,
         response_events=events or [],
         duration_ms=captured.duration_ms,
         first_byte_ms=captured.first_byte_ms,
-        error=(captured.error or (stream_malformation(events or []) if streamed else ""))[:500],
+        # A stream cut at the recording limit lacks its end: not a malformation of the upstream's.
+        error=(
+            captured.error
+            or (stream_malformation(events or []) if streamed and not captured.truncated else "")
+        )[:500],
         content_hash=content_hash(method=captured.method, path=path, body=request_body, version=version),
+        truncated=captured.truncated,
     )
     return exchange, identity
+
+
+def _response_body_stored(captured: CapturedExchange, *, streamed: bool) -> bytes:
+    if streamed:
+        return captured.response_body
+    if captured.truncated:
+        return mask_truncated_body(captured.response_body)
+    return mask_body(captured.response_body)
 
 
 def _exchange_new(*, upstream: Upstream, **values) -> Exchange:

@@ -205,6 +205,7 @@ def _exchange_compare(run: ReplayRun, exchange: Exchange, results, rules, known_
         and exchange.api_version not in primary
         and exchange.status is not None
         and not exchange.error  # a failed or malformed answer is an error to show, not to compare
+        and not exchange.truncated  # only its start was recorded
     ):
         primary[exchange.api_version] = snapshot_from_exchange(exchange)
 

@@ -515,3 +515,21 @@ def test_noise_propagation_takes_as_many_queries_for_many_repeats_as_for_one(ups
     assert set(cross.values_list("classification", flat=True)) == {"noise"}
     assert cross.count() == 10
     assert set(DifferenceSignature.objects.values_list("classification", flat=True)) == {"noise"}
+
+
+def test_a_truncated_recording_is_not_compared(upstream):
+    """Only the start of the response was recorded (it went past the recording limit): comparing it
+    with a replay would report the cut as a difference."""
+    exchange = record(
+        upstream,
+        version="2023-06-01",
+        endpoint="POST /v1/messages",
+        request=MESSAGES,
+        response=message_response(),
+    )
+    Exchange.objects.filter(pk=exchange.pk).update(truncated=True, response_body=b'{"id": "msg_01XyZ')
+    run = ReplayRun.objects.create(upstream=upstream, versions=["2026-10-21"])
+    replayed(run, exchange, "2026-10-21", message_response())
+    exchanges_diff_record(run_id=run.pk, exchange_ids=[exchange.pk])
+    assert not Difference.objects.filter(exchange=exchange).exists()
+    assert not exchange.comparisons.exists()
