@@ -30,6 +30,7 @@ parser.add_argument("--repeat", type=int, default=20)
 parser.add_argument("--database", default="", help="default: postgres://postgres@127.0.0.1:5432/...")
 parser.add_argument("--regenerate", action="store_true")
 parser.add_argument("--profile", default="", help="a page name: print its slowest queries")
+parser.add_argument("--fill-only", action="store_true")
 args = parser.parse_args()
 
 SUFFIX = str(args.scale).replace(".", "_")
@@ -208,7 +209,7 @@ def fill() -> Upstream:
         rows_insert(Exchange, chunk)
         for exchange in chunk:
             exchange_ids.append(exchange.pk)
-            if exchange.pk % 5 == 0 and exchange.api_version != TARGET and request_rules:
+            if exchange.pk % 5 == 0 and request_rules:
                 rule = request_rules[exchange.pk % len(request_rules)]
                 findings.append(
                     RequestFinding(
@@ -576,6 +577,8 @@ def measure(http: HttpClient, name: str, url: str, **headers) -> dict:
 def main():
     ensure_database()
     upstream = fill()
+    if args.fill_only:
+        return
     http = HttpClient()
     http.force_login(get_user_model().objects.get(username="bench"))
     slug = upstream.slug

@@ -34,7 +34,11 @@ def overview(request, slug):
     upstream = selectors.upstream_for_user(user=request.user, slug=slug)
     traffic = selectors.traffic_summary(upstream=upstream)
     target = upstream.target_version
-    findings = diff_selectors.request_findings_summary(upstream=upstream, version=target) if target else None
+    findings = (
+        diff_selectors.request_findings_summary(upstream=upstream, version=target, per_client=False)
+        if target
+        else None
+    )
     confirmed = (
         diff_selectors.signatures_for_upstream(
             upstream=upstream, version_to=target, classification="breaking"

@@ -450,3 +450,20 @@ def test_overview_counts_every_breaking_difference_and_lists_ten(client, alice, 
     assert html.count("<code>field_") == 10
     assert "and 15 more on the Differences page" in html
     assert "/differences/?classification=breaking" in html
+
+
+def test_overview_names_twenty_affected_clients_and_counts_the_others(client, alice, upstream_a):
+    from django.urls import reverse
+
+    from migrations_audit.diff.services import changelog_rules_install
+
+    changelog_rules_install(upstream=upstream_a)
+    rejected = b'{"model": "m", "max_tokens": 5, "messages": [], "temperature": 0.5}'
+    for index in range(25):
+        record(upstream_a, 1, client=f"svc-{index:02d}", body=rejected)
+    client.force_login(alice)
+    html = client.get(reverse("migrations_audit:overview", args=[upstream_a.slug])).content.decode()
+    html = html.split("Clients affected, on their own evidence", 1)[1].split("</section>", 1)[0]
+    assert html.count(">svc-") == 20
+    assert ">svc-00<" in html and ">svc-19<" in html and ">svc-20<" not in html
+    assert "and 5 more on the Clients page" in html
