@@ -131,10 +131,34 @@ def report_snapshot(request, snapshot_id, fmt="page"):
             report_html(payload, title=snapshot.definition.name), content_type="text/html"
         )
     else:
-        context = {"snapshot": snapshot, "p": payload, "definition": snapshot.definition}
+        context = {"snapshot": snapshot, "p": _payload_shown(payload), "definition": snapshot.definition}
         return render(request, "migrations_audit/report_snapshot.html", context)
     response["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
     return response
+
+
+# The snapshot page lists this many clients or differences; the downloads hold them all.
+PAGE_LIST_LIMIT = 100
+
+
+def _payload_shown(payload: dict) -> dict:
+    """The payload as the snapshot page shows it: long lists cut (how much in `cut`), and of each
+    request rule's clients only the acknowledged ones, which are all the page names."""
+    shown, cut = dict(payload), {}
+    for key in ("clients_affected", "differences"):
+        items = payload.get(key) or []
+        if len(items) > PAGE_LIST_LIMIT:
+            shown[key], cut[key] = items[:PAGE_LIST_LIMIT], len(items) - PAGE_LIST_LIMIT
+    in_use = payload.get("versions_in_use")
+    if isinstance(in_use, dict) and len(in_use.get("by_client") or []) > PAGE_LIST_LIMIT:
+        shown["versions_in_use"] = {**in_use, "by_client": in_use["by_client"][:PAGE_LIST_LIMIT]}
+        cut["by_client"] = len(in_use["by_client"]) - PAGE_LIST_LIMIT
+    shown["request_rules"] = [
+        {**rule, "by_client": [c for c in rule.get("by_client") or [] if c.get("acknowledged")]}
+        for rule in payload.get("request_rules") or []
+    ]
+    shown["cut"] = cut
+    return shown
 
 
 def report_schedule_preview(request):
