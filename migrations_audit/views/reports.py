@@ -138,7 +138,7 @@ def report_snapshot(request, snapshot_id, fmt="page"):
 
 
 # The snapshot page lists this many clients or differences; the downloads hold them all.
-PAGE_LIST_LIMIT = 100
+PAGE_LIST_LIMIT = 50
 
 
 def _payload_shown(payload: dict) -> dict:

@@ -340,3 +340,18 @@ def test_report_pages_take_as_many_queries_with_many_snapshots_and_read_no_paylo
         assert html.count("nothing blocks") == 1 and html.count("2 blocking") == 5
     else:
         assert html.count("<td>3</td><td>4</td>") == 50
+
+
+def test_the_snapshot_page_lists_fifty_clients_and_links_the_rest_to_the_downloads(client, alice, definition):
+    record(definition.upstream, {"model": "m", "temperature": 0.3}, client="checkout")
+    payload = report_payload(upstream=definition.upstream, version_from="2023-06-01", version_to="2026-10-21")
+    [affected] = payload["clients_affected"]
+    payload["clients_affected"] = [{**affected, "client": f"svc-{index:03d}"} for index in range(130)]
+    snapshot = ReportSnapshot.objects.create(definition=definition, payload=payload)
+    client.force_login(alice)
+    html = client.get(reverse("migrations_audit:report_snapshot", args=[snapshot.pk])).content.decode()
+    assert html.count("<strong>svc-") == 50 and "<strong>svc-049</strong>" in html
+    assert "and 80 more clients in the" in html
+    assert reverse("migrations_audit:report_download", args=[snapshot.pk, "csv"]) in html
+    whole = client.get(reverse("migrations_audit:report_download", args=[snapshot.pk, "json"])).json()
+    assert len(whole["clients_affected"]) == 130
