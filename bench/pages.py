@@ -600,6 +600,7 @@ def main():
     }
     print(f"scale {args.scale}: " + ", ".join(f"{count:,} {name}" for name, count in counts.items()))
     print(f"PostgreSQL, {args.repeat} requests per page; target p95 <= {TARGETS_MS:.0f} ms")
+    print("load average before: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     page = lambda name, *extra: reverse(f"migrations_audit:{name}", args=[slug, *extra])  # noqa: E731
     figures = [
         measure(http, "overview", page("overview")),
@@ -618,6 +619,7 @@ def main():
     ]
     missed = [figure["name"] for figure in figures if figure["p95"] > TARGETS_MS]
     print(f"p95 target missed by: {', '.join(missed)}" if missed else "every page within the p95 target")
+    print("load average after: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":
