@@ -301,6 +301,9 @@ MIGRATION_AUDIT_PROXY_STREAM_IDLE_TIMEOUT = env_int(
     "MIGRATION_AUDIT_PROXY_STREAM_IDLE_TIMEOUT", 300, minimum=1
 )
 MIGRATION_AUDIT_MAX_BODY_BYTES = env_int("MIGRATION_AUDIT_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=1024)
+# The proxy streams every response whole to its client, but records at most this much of it (the
+# exchange is marked truncated past it, and not diffed).
+MIGRATION_AUDIT_RECORD_MAX_BYTES = env_int("MIGRATION_AUDIT_RECORD_MAX_BYTES", 8 * 1024 * 1024, minimum=1024)
 MIGRATION_AUDIT_MAX_HEADERS = env_int("MIGRATION_AUDIT_MAX_HEADERS", 200, minimum=16)
 # Nesting past this depth is refused in NDJSON lines and HAR entries, and shown or masked as text
 # elsewhere: real API bodies nest a few levels, hostile ones thousands (past Python's stack).

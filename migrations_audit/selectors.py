@@ -12,6 +12,7 @@ from django.utils.dateparse import parse_datetime
 
 from migrations_audit.models import (
     ApiToken,
+    Client,
     Exchange,
     Membership,
     RecorderTotals,
@@ -106,16 +107,27 @@ def traffic_summary(*, upstream: Upstream, days: int = 30) -> dict:
     per_day: dict = {}
     for row in rollup.filter(day__gte=since).values("day", "api_version").annotate(n=Sum("count")):
         per_day.setdefault(row["day"], {})[row["api_version"]] = row["n"]
+    versions = list(rollup.values("api_version").annotate(n=Sum("count")).order_by("api_version"))
+    # Grouped by the client's id alone, its name read for the ten kept: the rollup has a row per
+    # client and day, and joining each to its client cost more than the sum.
+    top = list(rollup.values("client").annotate(n=Sum("count")).order_by("-n", "client")[:10])
+    names = Client.objects.filter(pk__in=[row["client"] for row in top if row["client"]]).values_list(
+        "pk", "identity", "label"
+    )
+    names = {pk: (identity, label) for pk, identity, label in names}
     return {
         "days": [{"day": day, "versions": versions} for day, versions in sorted(per_day.items())],
         "endpoints": list(rollup.values("endpoint").annotate(n=Sum("count")).order_by("-n")[:10]),
-        "versions": list(rollup.values("api_version").annotate(n=Sum("count")).order_by("api_version")),
-        "clients": list(
-            rollup.values("client", "client__identity", "client__label")
-            .annotate(n=Sum("count"))
-            .order_by("-n")[:10]
-        ),
-        "total": rollup.aggregate(n=Sum("count"))["n"] or 0,
+        "versions": versions,
+        "clients": [
+            {
+                **row,
+                "client__identity": names.get(row["client"], ("", ""))[0],
+                "client__label": names.get(row["client"], ("", ""))[1],
+            }
+            for row in top
+        ],
+        "total": sum(row["n"] for row in versions),
     }
 
 

@@ -381,18 +381,13 @@ class ProxyApp:
         )
         streamed = is_event_stream(captured.response_headers)
         await send({"type": "http.response.start", "status": response.status, "headers": raw_headers})
-        chunks = []
-        parser = SseParser() if streamed else None
-        events = [] if streamed else None
+        kept = _Kept(limit=settings.MIGRATION_AUDIT_RECORD_MAX_BYTES, streamed=streamed)
         disconnected = asyncio.ensure_future(_wait_disconnect(receive)) if streamed else None
         try:
             async for chunk in _chunks(first_chunk, response.content):
                 if captured.first_byte_ms is None:
                     captured.first_byte_ms = (time.perf_counter() - started) * 1000
-                chunks.append(chunk)
-                if parser is not None:
-                    at = (time.perf_counter() - started) * 1000
-                    events.extend(event.as_dict(t_ms=at) for event in parser.feed(chunk))
+                kept.add(chunk, at=(time.perf_counter() - started) * 1000)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 if disconnected is not None and disconnected.done():
                     captured.error = "client disconnected mid-stream; upstream request cancelled"
@@ -406,13 +401,7 @@ class ProxyApp:
             response.close()
             if disconnected is not None:
                 disconnected.cancel()
-            captured.response_body = b"".join(chunks)
-            if parser is not None:
-                events.extend(
-                    event.as_dict(t_ms=(time.perf_counter() - started) * 1000) for event in parser.close()
-                )
-                captured.response_events = events
-                captured.streamed = True
+            kept.close(captured, at=(time.perf_counter() - started) * 1000)
             self._record(route, captured, started, status=captured.status)
 
     def _record(self, route: UpstreamRoute, captured: CapturedExchange, started: float, *, status) -> None:
@@ -458,6 +447,40 @@ def _stream_idle_timeout(response: aiohttp.ClientResponse) -> None:
     if protocol is not None and is_event_stream({"content-type": response.content_type}):
         protocol.read_timeout = settings.MIGRATION_AUDIT_PROXY_STREAM_IDLE_TIMEOUT
         protocol.start_timeout()  # counts from now, with the longer timeout
+
+
+class _Kept:
+    """What is recorded of a response as it streams to the client: its first `limit` bytes (and, for
+    an event stream, the events parsed from them), so that memory stays bounded whatever the size."""
+
+    def __init__(self, *, limit: int, streamed: bool):
+        self.limit = limit
+        self.size = 0
+        self.chunks: list[bytes] = []
+        self.truncated = False
+        self.parser = SseParser() if streamed else None
+        self.events: list[dict] = []
+
+    def add(self, chunk: bytes, *, at: float) -> None:
+        if self.truncated:
+            return
+        room = self.limit - self.size
+        if len(chunk) > room:
+            chunk, self.truncated = chunk[:room], True
+        self.size += len(chunk)
+        self.chunks.append(chunk)
+        if self.parser is not None:
+            self.events.extend(event.as_dict(t_ms=at) for event in self.parser.feed(chunk))
+
+    def close(self, captured: CapturedExchange, *, at: float) -> None:
+        captured.response_body = b"".join(self.chunks)
+        self.chunks = []
+        captured.truncated = self.truncated
+        if self.parser is not None:
+            if not self.truncated:  # an event cut at the limit is not an event the upstream sent
+                self.events.extend(event.as_dict(t_ms=at) for event in self.parser.close())
+            captured.response_events = self.events
+            captured.streamed = True
 
 
 class UpstreamDropped(Exception):

@@ -62,6 +62,8 @@ class CapturedExchange:
     # The exchange's idempotency key, made once by its entry point (a uuid unless it sets one): every
     # retry of its recording carries the same key, and the upstream stores each key once.
     capture_key: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # Only the first MIGRATION_AUDIT_RECORD_MAX_BYTES of the response were kept.
+    truncated: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,9 +138,14 @@ def exchange_build(
         response_events=events or [],
         duration_ms=captured.duration_ms,
         first_byte_ms=captured.first_byte_ms,
-        error=mask_text(captured.error or (stream_malformation(events or []) if streamed else ""))[:500],
+        # A stream cut at the recording limit lacks its end: not a malformation of the upstream's.
+        error=mask_text(
+            captured.error
+            or (stream_malformation(events or []) if streamed and not captured.truncated else "")
+        )[:500],
         content_hash=content_hash(method=captured.method, path=path, body=request_body, version=version),
         capture_key=captured.capture_key[:64],
+        truncated=captured.truncated,
     )
     return exchange, identity
 

@@ -313,6 +313,7 @@ def _exchange_compare(
         and exchange.api_version not in primary
         and exchange.status is not None
         and not exchange.error  # a failed or malformed answer is an error to show, not to compare
+        and not exchange.truncated  # only its start was recorded
     ):
         primary[exchange.api_version] = snapshot_from_exchange(exchange)
 
@@ -491,9 +492,7 @@ def _differences_replace(*, run, diffs: list[_ExchangeDiff], rules) -> None:
     # Last, just before the commit: the aggregates are rows every worker updates, locked from the
     # first update to the end of the transaction. Taken in one order (no deadlock between workers).
     _tallies_add(upstream_id=upstream_id, created=created)
-    _signatures_add(upstream_id=upstream_id, tallies=tallies, rules=rules)
-    for diff in diffs:
-        _noise_propagate(run=run, exchange=diff.exchange, compared=diff.compared)
+    _signatures_add(upstream_id=upstream_id, tallies=tallies, rules=rules, varied=_noise_varied(diffs))
 
 
 def _comparisons_write(
@@ -533,8 +532,12 @@ def _tallies_add(*, upstream_id: int, created: dict[tuple[str, str, str], int]) 
         ComparisonTally.objects.filter(pk=tally.pk).update(exchanges=F("exchanges") + count)
 
 
-def _signatures_add(*, upstream_id: int, tallies: dict[str, _SignatureTally], rules: _Rules) -> None:
-    """Add a batch's differences to the per-signature aggregates: one update per signature."""
+def _signatures_add(
+    *, upstream_id: int, tallies: dict[str, _SignatureTally], rules: _Rules, varied: set[tuple]
+) -> None:
+    """Add a batch's differences to the per-signature aggregates: one update per signature. What the
+    batch's repeats showed varying turns the cross-version signatures recorded before it to noise
+    (`varied`, see _noise_varied), in the same pass: every aggregate row is locked in one order."""
     if not tallies:
         return
     DifferenceSignature.objects.bulk_create(
@@ -556,16 +559,25 @@ def _signatures_add(*, upstream_id: int, tallies: dict[str, _SignatureTally], ru
         # Most already exist, and another worker may create the others at the same moment.
         ignore_conflicts=True,
     )
-    aggregates = DifferenceSignature.objects.filter(
-        upstream_id=upstream_id, signature__in=list(tallies)
-    ).order_by("pk")
+    to_noise = _noise_targets(upstream_id=upstream_id, varied=varied)
+    aggregates = (
+        DifferenceSignature.objects.filter(upstream_id=upstream_id)
+        .filter(Q(signature__in=list(tallies)) | Q(pk__in=list(to_noise)))
+        .order_by("pk")
+        .select_for_update()
+    )
     memberships = []
+    propagated = []
     for aggregate in aggregates:
-        tally = tallies[aggregate.signature]
+        tally = tallies.get(aggregate.signature)
+        if tally is None:
+            if aggregate.classification != NOISE:
+                propagated.append(aggregate.pk)
+            continue
         updates = {"count": F("count") + tally.count, "exchanges": F("exchanges") + len(tally.exchanges)}
         if tally.noise_rate is not None:
             updates["noise_rate"] = tally.noise_rate
-        if tally.noise and aggregate.classification != NOISE:
+        if (tally.noise or aggregate.pk in to_noise) and aggregate.classification != NOISE:
             # Seen varying between identical calls once: noise from now on, whatever came first.
             updates["classification"] = NOISE
         if aggregate.example_id is None:
@@ -576,34 +588,46 @@ def _signatures_add(*, upstream_id: int, tallies: dict[str, _SignatureTally], ru
             for client_id in tally.clients
         ]
     DifferenceSignature.clients.through.objects.bulk_create(memberships, ignore_conflicts=True)
+    if propagated:
+        DifferenceSignature.objects.filter(pk__in=propagated).update(classification=NOISE)
+    if to_noise:
+        # The differences recorded before under those signatures (and this batch's own, classified
+        # before the repeat was seen) follow their signature.
+        Difference.objects.filter(upstream_id=upstream_id, signature__in=list(to_noise.values())).exclude(
+            classification=NOISE
+        ).update(classification=NOISE)
 
 
-def _noise_propagate(*, run, exchange, compared) -> None:
-    """What a repeat just showed varying becomes noise in the version pairs recorded before it."""
-    for version, same, changes in compared:
-        if version != same or not changes:
-            continue
-        for change in changes:
-            signatures = list(
-                DifferenceSignature.objects.filter(
-                    upstream_id=run.upstream_id,
-                    endpoint=exchange.endpoint,
-                    kind=change.kind,
-                    path=path_pattern(change.path),
-                )
-                .filter(Q(version_from=version) | Q(version_to=version))
-                .exclude(version_from=F("version_to"))
-                .values_list("signature", flat=True)
-            )
-            if signatures:
-                DifferenceSignature.objects.filter(
-                    upstream_id=run.upstream_id, signature__in=signatures
-                ).update(classification=NOISE)
-                # The signature may have turned noise just now, with this exchange's own pair; the
-                # differences recorded before under it have not.
-                Difference.objects.filter(upstream_id=run.upstream_id, signature__in=signatures).exclude(
-                    classification=NOISE
-                ).update(classification=NOISE)
+def _noise_varied(diffs: list[_ExchangeDiff]) -> set[tuple[str, str, str, str]]:
+    """(endpoint, kind, path pattern, version) of every change a batch's repeats showed varying."""
+    return {
+        (diff.exchange.endpoint, change.kind, path_pattern(change.path), version)
+        for diff in diffs
+        for version, same, changes in diff.compared
+        if version == same
+        for change in changes
+    }
+
+
+def _noise_targets(*, upstream_id: int, varied: set[tuple[str, str, str, str]]) -> dict[int, str]:
+    """pk -> signature of the cross-version signatures (either side of the pair being a version that
+    varied) that what varied makes noise: one query for the whole batch."""
+    if not varied:
+        return {}
+    endpoints, kinds, paths, versions = (sorted(set(column)) for column in zip(*varied, strict=True))
+    candidates = (
+        DifferenceSignature.objects.filter(
+            upstream_id=upstream_id, endpoint__in=endpoints, kind__in=kinds, path__in=paths
+        )
+        .filter(Q(version_from__in=versions) | Q(version_to__in=versions))
+        .exclude(version_from=F("version_to"))
+        .values_list("pk", "signature", "endpoint", "kind", "path", "version_from", "version_to")
+    )
+    return {
+        pk: signature
+        for pk, signature, endpoint, kind, path, version_from, version_to in candidates
+        if (endpoint, kind, path, version_from) in varied or (endpoint, kind, path, version_to) in varied
+    }
 
 
 def _storable(value):

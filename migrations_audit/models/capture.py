@@ -39,6 +39,9 @@ class Exchange(models.Model):
     duration_ms = models.FloatField(null=True, blank=True)
     first_byte_ms = models.FloatField(null=True, blank=True)
     error = models.CharField(max_length=500, blank=True, help_text="Transport failure, if any.")
+    # The response went past MIGRATION_AUDIT_RECORD_MAX_BYTES: the client got it whole, only its
+    # start is stored, and the diff does not compare it.
+    truncated = models.BooleanField(default=False)
     # sha256 of method, path, body and version: ingest and HAR import store each once.
     content_hash = models.CharField(max_length=64)
     # One per captured exchange, made by its entry point (the proxy: a uuid per request; ingest: the

@@ -373,8 +373,18 @@ def verdict_pairs(*, upstream) -> list[tuple[str, str]]:
 class PairVerdicts:
     version_from: str
     version_to: str
-    # The affected clients: each with its cards and its kinds of evidence ("request check", "replay").
+    # The affected clients shown (the first OVERVIEW_CLIENTS by name): each with its cards and its
+    # kinds of evidence ("request check", "replay"); `count` of them in all.
     clients: list[tuple[Client, list[dict], list[str]]]
+    count: int = 0
+
+    @property
+    def more(self) -> int:
+        return self.count - len(self.clients)
+
+
+# The overview names this many affected clients per version pair; the Clients page lists them all.
+OVERVIEW_CLIENTS = 20
 
 
 def overview_verdicts(*, upstream) -> dict:
@@ -385,15 +395,17 @@ def overview_verdicts(*, upstream) -> dict:
     for version_from, version_to in verdict_pairs(upstream=upstream):
         verdicts = client_verdicts(upstream=upstream, target_version=version_to, version_from=version_from)
         affected = {client_id: v.affected for client_id, v in verdicts.items() if v.affected}
-        clients = Client.objects.in_bulk(list(affected))
-        rows = sorted(
+        clients = Client.objects.only("pk", "label", "kind", "identity").in_bulk(list(affected))
+        shown = sorted(affected, key=lambda client_id: clients[client_id].display_name.lower())
+        rows = [
             (
-                (clients[client_id], cards, sorted({EVIDENCE[s] for card in cards for s in card["sources"]}))
-                for client_id, cards in affected.items()
-            ),
-            key=lambda row: row[0].display_name.lower(),
-        )
-        pairs.append(PairVerdicts(version_from, version_to, rows))
+                clients[client_id],
+                affected[client_id],
+                sorted({EVIDENCE[s] for card in affected[client_id] for s in card["sources"]}),
+            )
+            for client_id in shown[:OVERVIEW_CLIENTS]
+        ]
+        pairs.append(PairVerdicts(version_from, version_to, rows, count=len(affected)))
         if upstream.target_version and rule_applies_to_version(version_to, upstream.target_version):
             headline.update(affected)
     return {"pairs": pairs, "clients_breaking": len(headline)}

@@ -34,21 +34,29 @@ def overview(request, slug):
     upstream = selectors.upstream_for_user(user=request.user, slug=slug)
     traffic = selectors.traffic_summary(upstream=upstream)
     target = upstream.target_version
-    findings = diff_selectors.request_findings_summary(upstream=upstream, version=target) if target else None
+    findings = (
+        diff_selectors.request_findings_summary(upstream=upstream, version=target, per_client=False)
+        if target
+        else None
+    )
     confirmed = (
-        diff_selectors.signatures_for_upstream(upstream=upstream, version_to=target).filter(
-            classification="breaking"
+        diff_selectors.signatures_for_upstream(
+            upstream=upstream, version_to=target, classification="breaking"
         )
         if target
-        else []
+        else DifferenceSignature.objects.none()
     )
+    shown, count = list(confirmed[:10]), confirmed.count()
     context = {
         "upstream": upstream,
         "traffic": traffic,
         "chart": versions_chart(days=traffic["days"], target_version=target),
         "findings": findings,
         "verdicts": overview_verdicts(upstream=upstream),
-        "confirmed": list(confirmed[:10]),
+        # Counted by the database, the first ten shown: the Differences page lists them all.
+        "confirmed": shown,
+        "confirmed_count": count,
+        "confirmed_more": count - len(shown),
         "latest_runs": upstream.runs.all()[:5],
         "losses": selectors.recording_losses(upstream=upstream),
     }

@@ -10,12 +10,13 @@ from django.views.decorators.http import require_POST
 from migrations_audit import selectors
 from migrations_audit.models import ReportDefinition, ReportSnapshot
 from migrations_audit.reports import delivery, services
+from migrations_audit.reports import selectors as selectors_reports
 from migrations_audit.reports.forms import ReportDefinitionForm
 from migrations_audit.reports.render import report_csv, report_html
 
 
 def _definitions(user):
-    return ReportDefinition.objects.filter(team__memberships__user=user).select_related("upstream", "team")
+    return selectors_reports.definitions_for_user(user=user)
 
 
 def _editable(user, definition_or_team) -> bool:
@@ -24,14 +25,8 @@ def _editable(user, definition_or_team) -> bool:
 
 
 def reports(request):
-    definitions = list(_definitions(request.user))
-    latest = {}
-    for snapshot in ReportSnapshot.objects.filter(definition__in=definitions).order_by(
-        "definition", "-created_at"
-    ):
-        latest.setdefault(snapshot.definition_id, snapshot)
-    rows = [(definition, latest.get(definition.pk)) for definition in definitions]
-    can_create = any(_editable(request.user, team) for team in selectors.teams_for_user(user=request.user))
+    rows = selectors_reports.definitions_with_latest(user=request.user)
+    can_create = selectors.teams_editable_by_user(user=request.user).exists()
     return render(request, "migrations_audit/reports.html", {"rows": rows, "can_create": can_create})
 
 
@@ -100,7 +95,7 @@ def report_detail(request, definition_id):
     context = {
         "deliveries": delivery.deliveries_latest(definition=definition),
         "definition": definition,
-        "snapshots": definition.snapshots.all()[:50],
+        "snapshots": selectors_reports.snapshots_summary().filter(definition=definition)[:50],
         "upcoming": upcoming,
         "can_edit": _editable(request.user, definition),
     }
@@ -136,10 +131,34 @@ def report_snapshot(request, snapshot_id, fmt="page"):
             report_html(payload, title=snapshot.definition.name), content_type="text/html"
         )
     else:
-        context = {"snapshot": snapshot, "p": payload, "definition": snapshot.definition}
+        context = {"snapshot": snapshot, "p": _payload_shown(payload), "definition": snapshot.definition}
         return render(request, "migrations_audit/report_snapshot.html", context)
     response["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
     return response
+
+
+# The snapshot page lists this many clients or differences; the downloads hold them all.
+PAGE_LIST_LIMIT = 50
+
+
+def _payload_shown(payload: dict) -> dict:
+    """The payload as the snapshot page shows it: long lists cut (how much in `cut`), and of each
+    request rule's clients only the acknowledged ones, which are all the page names."""
+    shown, cut = dict(payload), {}
+    for key in ("clients_affected", "differences"):
+        items = payload.get(key) or []
+        if len(items) > PAGE_LIST_LIMIT:
+            shown[key], cut[key] = items[:PAGE_LIST_LIMIT], len(items) - PAGE_LIST_LIMIT
+    in_use = payload.get("versions_in_use")
+    if isinstance(in_use, dict) and len(in_use.get("by_client") or []) > PAGE_LIST_LIMIT:
+        shown["versions_in_use"] = {**in_use, "by_client": in_use["by_client"][:PAGE_LIST_LIMIT]}
+        cut["by_client"] = len(in_use["by_client"]) - PAGE_LIST_LIMIT
+    shown["request_rules"] = [
+        {**rule, "by_client": [c for c in rule.get("by_client") or [] if c.get("acknowledged")]}
+        for rule in payload.get("request_rules") or []
+    ]
+    shown["cut"] = cut
+    return shown
 
 
 def report_schedule_preview(request):

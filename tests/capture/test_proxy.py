@@ -257,3 +257,82 @@ def test_a_paused_upstream_is_proxied_but_not_recorded(proxy):
     assert httpx.post(proxy["prefix"] + "/v1/complete", json=body, headers=headers).status_code == 200
     time.sleep(1.5)
     assert not Exchange.objects.exists()
+
+
+RECORD_LIMIT = 64 * 1024
+
+
+@pytest.fixture
+def big_upstream():
+    """A local upstream (127.0.0.1) answering a 1 MB JSON body or a 1 MB event stream, in pieces (or
+    a small body at /small)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    text = "".join(chr(ord("a") + index % 26) for index in range(1024 * 1024))
+    message = json.dumps({"type": "message", "content": [{"type": "text", "text": text}]}).encode()
+    events = (
+        b"".join(
+            b'event: content_block_delta\ndata: {"type": "content_block_delta", "delta": {"text": "%s"}}\n\n'
+            % (text[index : index + 1000].encode())
+            for index in range(0, len(text), 1000)
+        )
+        + b'event: message_stop\ndata: {"type": "message_stop"}\n\n'
+    )
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            streamed = self.path.endswith("/stream")
+            body = events if streamed else b'{"ok": true}' if self.path.endswith("/small") else message
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream" if streamed else "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            for start in range(0, len(body), 16 * 1024):
+                self.wfile.write(body[start : start + 16 * 1024])
+                self.wfile.flush()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield {"url": f"http://127.0.0.1:{server.server_address[1]}", "message": message, "events": events}
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_response_over_the_recording_limit_streams_whole_and_is_stored_truncated(
+    transactional_db, upstream_a, big_upstream
+):
+    Upstream.objects.filter(pk=upstream_a.pk).update(base_url=big_upstream["url"])
+    port = free_port()
+    env = child_env(MIGRATION_AUDIT_RECORD_MAX_BYTES=RECORD_LIMIT)
+    command = ["-m", "uvicorn", "--host", "127.0.0.1", "--no-access-log", "dashboard.asgi:application"]
+    with running([*command, "--port", str(port)], env=env, ready_url=f"http://127.0.0.1:{port}/healthz"):
+        prefix = f"http://127.0.0.1:{port}/proxy/{upstream_a.slug}"
+        headers = {"x-api-key": SECRET_KEY, "anthropic-version": "2023-06-01"}
+        plain = httpx.post(prefix + "/v1/messages", json={"m": 1}, headers=headers, timeout=30)
+        with httpx.stream(
+            "POST", prefix + "/v1/messages/stream", json={"m": 2}, headers=headers, timeout=30
+        ) as response:
+            streamed = b"".join(response.iter_raw())
+        small = httpx.post(prefix + "/v1/small", json={"m": 3}, headers=headers, timeout=30)
+        assert plain.status_code == 200 and plain.content == big_upstream["message"]
+        assert streamed == big_upstream["events"]
+        assert small.status_code == 200
+        exchanges = recorded(3)
+    plain_row, stream_row, small_row = exchanges
+    assert plain_row.truncated and stream_row.truncated and not small_row.truncated
+    assert bytes(small_row.response_body) == b'{"ok": true}'
+    assert bytes(plain_row.response_body) == big_upstream["message"][:RECORD_LIMIT]
+    assert bytes(stream_row.response_body) == big_upstream["events"][:RECORD_LIMIT]
+    # The events parsed from the recorded start only, and the cut not taken for a malformed stream.
+    assert 0 < len(stream_row.response_events) <= RECORD_LIMIT // 1000
+    assert stream_row.error == "" and plain_row.error == ""
+    assert_no_secret_stored(exchanges)

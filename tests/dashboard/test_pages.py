@@ -511,3 +511,60 @@ def test_the_clients_page_is_paginated_and_its_queries_do_not_grow_with_clients(
     second = client.get(url, {"page": 2}).content.decode()
     assert second.count('class="owner-cell"') == 12
     assert "worker-059" in second and "2026-10-21" in second
+
+
+def test_overview_counts_every_breaking_difference_and_lists_ten(client, alice, upstream_a):
+    from django.urls import reverse
+
+    from migrations_audit.models import DifferenceSignature
+
+    def breaking(count):
+        start = DifferenceSignature.objects.count()
+        DifferenceSignature.objects.bulk_create(
+            DifferenceSignature(
+                upstream=upstream_a,
+                signature=f"sig-{index}",
+                version_from="2023-06-01",
+                version_to="2026-10-21",
+                endpoint="POST /v1/messages",
+                kind="field_removed",
+                path=f"field_{index}",
+                classification="breaking",
+                count=1,
+                exchanges=1,
+            )
+            for index in range(start, start + count)
+        )
+
+    client.force_login(alice)
+    url = reverse("migrations_audit:overview", args=[upstream_a.slug])
+    record(upstream_a, 3)
+    breaking(3)
+    with CaptureQueriesContext(connection) as small:
+        html = client.get(url).content.decode()
+    assert "more on the Differences page" not in html
+    breaking(22)
+    with CaptureQueriesContext(connection) as large:
+        html = client.get(url).content.decode()
+    assert len(large) == len(small)
+    assert "<dt>Breaking differences confirmed by replay</dt><dd>25</dd>" in html
+    assert html.count("<code>field_") == 10
+    assert "and 15 more on the Differences page" in html
+    assert "/differences/?classification=breaking" in html
+
+
+def test_overview_names_twenty_affected_clients_and_counts_the_others(client, alice, upstream_a):
+    from django.urls import reverse
+
+    from migrations_audit.diff.services import changelog_rules_install
+
+    changelog_rules_install(upstream=upstream_a)
+    rejected = b'{"model": "m", "max_tokens": 5, "messages": [], "temperature": 0.5}'
+    for index in range(25):
+        record(upstream_a, 1, client=f"svc-{index:02d}", body=rejected)
+    client.force_login(alice)
+    html = client.get(reverse("migrations_audit:overview", args=[upstream_a.slug])).content.decode()
+    html = html.split("Clients affected, on their own evidence", 1)[1].split("</section>", 1)[0]
+    assert html.count(">svc-") == 20
+    assert ">svc-00<" in html and ">svc-19<" in html and ">svc-20<" not in html
+    assert "and 5 more on the Clients page" in html

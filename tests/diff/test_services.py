@@ -471,3 +471,65 @@ def test_what_one_exchange_repeat_shows_varying_is_noise_for_the_others(upstream
         3,
         1.0,
     )
+
+
+def test_noise_propagation_takes_as_many_queries_for_many_repeats_as_for_one(upstream):
+    """What repeats show varying turns earlier signatures to noise in a fixed number of queries per
+    diffed batch, however many exchanges of the batch had repeats."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    run = ReplayRun.objects.create(upstream=upstream, versions=["2023-06-01", "2026-10-21"])
+
+    def exchange(*, repeat):
+        recorded = record(
+            upstream,
+            version="2023-06-01",
+            endpoint="POST /v1/messages",
+            request=MESSAGES,
+            response=message_response(),
+        )
+        replayed(run, recorded, "2023-06-01", message_response(text="Hello there"))
+        replayed(run, recorded, "2026-10-21", message_response(text="Hi! How can I help?"))
+        if repeat:
+            replayed(run, recorded, "2023-06-01", message_response(text="Hey"), attempt=2)
+        return recorded
+
+    earlier = exchange(repeat=False)
+    exchanges_diff_record(run_id=run.pk, exchange_ids=[earlier.pk])
+    assert Difference.objects.get(exchange=earlier).classification == "breaking"
+
+    one = [exchange(repeat=True)]
+    with CaptureQueriesContext(connection) as small:
+        exchanges_diff_record(run_id=run.pk, exchange_ids=[e.pk for e in one])
+    assert Difference.objects.get(exchange=earlier).classification == "noise"
+
+    # The same starting point again (the earlier difference not yet known as noise), eight repeats.
+    Difference.objects.filter(exchange=earlier).update(classification="breaking")
+    DifferenceSignature.objects.exclude(version_from=F("version_to")).update(classification="breaking")
+    many = [exchange(repeat=True) for _ in range(8)]
+    with CaptureQueriesContext(connection) as large:
+        exchanges_diff_record(run_id=run.pk, exchange_ids=[e.pk for e in many])
+    assert len(large) <= len(small), f"{len(small)} -> {len(large)} queries"
+    cross = Difference.objects.exclude(version_from=F("version_to"))
+    assert set(cross.values_list("classification", flat=True)) == {"noise"}
+    assert cross.count() == 10
+    assert set(DifferenceSignature.objects.values_list("classification", flat=True)) == {"noise"}
+
+
+def test_a_truncated_recording_is_not_compared(upstream):
+    """Only the start of the response was recorded (it went past the recording limit): comparing it
+    with a replay would report the cut as a difference."""
+    exchange = record(
+        upstream,
+        version="2023-06-01",
+        endpoint="POST /v1/messages",
+        request=MESSAGES,
+        response=message_response(),
+    )
+    Exchange.objects.filter(pk=exchange.pk).update(truncated=True, response_body=b'{"id": "msg_01XyZ')
+    run = ReplayRun.objects.create(upstream=upstream, versions=["2026-10-21"])
+    replayed(run, exchange, "2026-10-21", message_response())
+    exchanges_diff_record(run_id=run.pk, exchange_ids=[exchange.pk])
+    assert not Difference.objects.filter(exchange=exchange).exists()
+    assert not exchange.comparisons.exists()

@@ -299,3 +299,62 @@ def test_reports_read_as_words_and_link_back_to_the_audit(client, alice, upstrea
     assert (
         "seconds" not in client.get(reverse("migrations_audit:report", args=[definition.pk])).content.decode()
     )
+
+
+@pytest.mark.parametrize("page", ["reports", "report"])
+def test_report_pages_take_as_many_queries_with_many_snapshots_and_read_no_payload(
+    client, alice, upstream_a, definition, page
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    url = (
+        reverse("migrations_audit:reports")
+        if page == "reports"
+        else reverse("migrations_audit:report", args=[definition.pk])
+    )
+    client.force_login(alice)
+    big = {"summary": {"breaking": 1, "unexplained": 0, "blocking": 1}, "filler": "x" * 10_000}
+    ReportSnapshot.objects.create(definition=definition, payload=big, breaking=1, blocking=1)
+    with CaptureQueriesContext(connection) as small:
+        assert client.get(url).status_code == 200
+    for index in range(5):
+        other = ReportDefinition.objects.create(
+            team=upstream_a.team,
+            upstream=upstream_a,
+            name=f"Report {index}",
+            version_from="2023-06-01",
+            version_to="2026-10-21",
+            interval_seconds=3600,
+        )
+        for _ in range(12):
+            ReportSnapshot.objects.create(definition=other, payload=big, breaking=2, blocking=2)
+    for _ in range(60):
+        ReportSnapshot.objects.create(
+            definition=definition, payload=big, breaking=3, unexplained=4, blocking=0
+        )
+    with CaptureQueriesContext(connection) as large:
+        response = client.get(url)
+    assert response.status_code == 200
+    assert len(large) == len(small), f"{page}: {len(small)} -> {len(large)} queries"
+    assert not [q["sql"] for q in large if '"payload"' in q["sql"]], "a list read the snapshots' payloads"
+    html = response.content.decode()
+    if page == "reports":
+        assert html.count("nothing blocks") == 1 and html.count("2 blocking") == 5
+    else:
+        assert html.count("<td>3</td><td>4</td>") == 50
+
+
+def test_the_snapshot_page_lists_fifty_clients_and_links_the_rest_to_the_downloads(client, alice, definition):
+    record(definition.upstream, {"model": "m", "temperature": 0.3}, client="checkout")
+    payload = report_payload(upstream=definition.upstream, version_from="2023-06-01", version_to="2026-10-21")
+    [affected] = payload["clients_affected"]
+    payload["clients_affected"] = [{**affected, "client": f"svc-{index:03d}"} for index in range(130)]
+    snapshot = ReportSnapshot.objects.create(definition=definition, payload=payload)
+    client.force_login(alice)
+    html = client.get(reverse("migrations_audit:report_snapshot", args=[snapshot.pk])).content.decode()
+    assert html.count("<strong>svc-") == 50 and "<strong>svc-049</strong>" in html
+    assert "and 80 more clients in the" in html
+    assert reverse("migrations_audit:report_download", args=[snapshot.pk, "csv"]) in html
+    whole = client.get(reverse("migrations_audit:report_download", args=[snapshot.pk, "json"])).json()
+    assert len(whole["clients_affected"]) == 130
