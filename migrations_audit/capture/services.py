@@ -24,6 +24,7 @@ from migrations_audit.bulk import rows_insert
 from migrations_audit.diff.services import request_findings_record
 from migrations_audit.models import Client, Exchange, HarImport, RecorderTotals, TrafficDay, Upstream
 
+from . import tasks
 from .recording import CapturedExchange, ClientIdentity, exchange_build
 
 logger = logging.getLogger(__name__)
@@ -226,8 +227,6 @@ def clients_resolve(*, upstream: Upstream, seen: list[tuple[ClientIdentity, Exch
 
 def har_import_queue(*, upstream: Upstream, uploaded, created_by=None) -> HarImport:
     """Keep an uploaded HAR file under MEDIA_ROOT and queue its import; the page polls the job."""
-    from celery import current_app
-
     target = Path(settings.MEDIA_ROOT) / "har" / f"{uuid.uuid4().hex}.har"
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target, "wb") as out:
@@ -240,9 +239,7 @@ def har_import_queue(*, upstream: Upstream, uploaded, created_by=None) -> HarImp
         stored_path=str(target),
         bytes_total=target.stat().st_size,
     )
-    transaction.on_commit(
-        lambda: current_app.send_task("migrations_audit.tasks.har_import_run", args=[job.pk])
-    )
+    transaction.on_commit(lambda: tasks.har_import_run.delay(job.pk))
     return job
 
 

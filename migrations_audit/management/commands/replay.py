@@ -5,8 +5,9 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from migrations_audit.models import ReplayRun, Upstream
-from migrations_audit.replay import selectors, services
-from migrations_audit.replay.services import ReplayError, selection_parse
+from migrations_audit.replay import runs, selectors
+from migrations_audit.replay.forms import RunForm
+from migrations_audit.replay.runs import ReplayError
 
 
 class Command(BaseCommand):
@@ -32,16 +33,18 @@ class Command(BaseCommand):
         target = Upstream.objects.filter(slug=upstream).first()
         if target is None:
             raise CommandError(f"No upstream with slug {upstream!r}.")
+        form = RunForm(
+            {
+                **{name: value for name, value in options.items() if name in RunForm.SELECTION},
+                "versions": versions,
+                "noise_sample_rate": noise,
+                "token_budget": budget,
+            }
+        )
+        if not form.is_valid():
+            raise CommandError(form.error_text())
         try:
-            run = services.run_start(
-                upstream=target,
-                versions=[version.strip() for version in versions.split(",") if version.strip()],
-                selection=selection_parse(
-                    {key: value for key, value in options.items() if value is not None}
-                ),
-                noise_sample_rate=noise,
-                token_budget=budget,
-            )
+            run = runs.run_start(upstream=target, **form.run_arguments())
         except ReplayError as error:
             raise CommandError(str(error)) from None
         self.stdout.write(f"Run {run.pk} started: {run.results.count()} requests.")
