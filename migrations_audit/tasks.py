@@ -7,7 +7,7 @@ from celery import shared_task
 
 from migrations_audit import services
 from migrations_audit.capture.tasks import har_import_run
-from migrations_audit.replay.tasks import replay_batch, replay_reconcile
+from migrations_audit.replay.tasks import replay_batch, replay_prepare, replay_reconcile
 from migrations_audit.reports.tasks import (
     report_email,
     report_run,
@@ -22,6 +22,7 @@ __all__ = [
     "har_import_run",
     "heartbeat",
     "replay_batch",
+    "replay_prepare",
     "replay_reconcile",
     "report_email",
     "report_run",

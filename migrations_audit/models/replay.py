@@ -28,6 +28,13 @@ class ReplayRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Results are created in chunks of exchanges, the first in the request that starts the run and
+    # the rest by a task: how many exchanges are prepared of how many (None until counted), where
+    # the next chunk starts, and when the last was done (None: the run cannot complete yet).
+    exchanges_prepared = models.PositiveIntegerField(default=0)
+    exchanges_total = models.PositiveIntegerField(null=True, blank=True)
+    prepare_cursor = models.JSONField(default=dict, blank=True)
+    prepared_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

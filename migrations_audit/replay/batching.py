@@ -9,18 +9,45 @@ from django.utils import timezone
 
 from migrations_audit.models import ReplayResult
 
+from .claims import OPEN
 from .tasks import replay_batch
 
 Status = ReplayResult.Status
 
 
+# The most ids one query lists: under SQLite's oldest limit of 999 parameters, with room to spare.
+IDS_PER_QUERY = 900
+
+
+def chunked(ids: list[int], size: int = IDS_PER_QUERY):
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
 def queue(result_ids, *, countdown: float = 0) -> None:
     """Send these results to the workers, in batches of at most REPLAY_BATCH_EXCHANGES exchanges."""
+    rows = []
+    for ids in chunked(list(result_ids)):
+        rows += ReplayResult.objects.filter(pk__in=ids).values_list("pk", "run_id", "exchange_id")
+    queue_rows(sorted(rows, key=lambda row: (row[1], row[2], row[0])), countdown=countdown)
+
+
+def queue_open(run_id: int) -> None:
+    """Send a run's open results to the workers (a run resumed), read in the order they are batched."""
+    rows = (
+        ReplayResult.objects.filter(run_id=run_id, state__in=OPEN)
+        .order_by("exchange_id", "pk")
+        .values_list("pk", "run_id", "exchange_id")
+    )
+    queue_rows(rows.iterator())
+
+
+def queue_rows(rows, *, countdown: float = 0) -> None:
+    """Batch (result id, run id, exchange id) rows, ordered by run and exchange, as whole exchanges."""
     current_run = None
-    rows = ReplayResult.objects.filter(pk__in=list(result_ids)).order_by("run_id", "exchange_id", "pk")
     batch: list[int] = []
     exchanges: set[tuple[int, int]] = set()
-    for pk, run_id, exchange_id in rows.values_list("pk", "run_id", "exchange_id").iterator():
+    for pk, run_id, exchange_id in rows:
         full = (run_id, exchange_id) not in exchanges and len(exchanges) >= settings.REPLAY_BATCH_EXCHANGES
         if batch and (full or run_id != current_run):
             _send(batch, countdown)

@@ -37,6 +37,9 @@ def exchanges_finished(run_id: int, exchange_ids: set[int], held: Iterable[Repla
 
 
 def run_complete_if_done(run_id: int) -> None:
+    """Complete the run once its results are all made (`preparing`), all final and all diffed."""
+    if ReplayRun.objects.filter(pk=run_id, prepared_at__isnull=True).exists():
+        return
     if ReplayResult.objects.filter(run_id=run_id, state__in=OPEN).exists():
         return
     undiffed = (
@@ -46,7 +49,9 @@ def run_complete_if_done(run_id: int) -> None:
         .filter(diffed__isnull=True)
         .values_list("exchange_id", flat=True)
     )
-    exchanges_finished(run_id, set(undiffed))
+    undiffed = sorted(undiffed)
+    for start in range(0, len(undiffed), 500):
+        exchanges_finished(run_id, set(undiffed[start : start + 500]))
     ReplayRun.objects.filter(pk=run_id, status=ReplayRun.Status.RUNNING).update(
         status=ReplayRun.Status.COMPLETED, finished_at=timezone.now()
     )

@@ -1,19 +1,21 @@
-"""A replay run's lifecycle: start (choose the exchanges, create a result per exchange, version and
-repeat, queue them), cancel, resume, reconcile the work nobody is doing, fail."""
+"""A replay run's lifecycle: start (check what it replays, create it and its first chunk of results;
+`preparing` makes the rest), cancel, resume, reconcile the work nobody is doing, fail."""
 
-import random
 from datetime import timedelta
 
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from migrations_audit import services as core_services
-from migrations_audit.models import Exchange, ReplayResult, ReplayRun, Upstream
+from migrations_audit.models import ReplayResult, ReplayRun, Upstream
 
-from .batching import queue
+from .batching import chunked, queue, queue_open
 from .claims import OPEN
 from .diffing import run_complete_if_done
+from .preparing import chunk_prepare, exchanges_select
+from .tasks import replay_prepare
 
 Status = ReplayResult.Status
 
@@ -49,8 +51,7 @@ def run_start(
             f"{upstream.name} has no replay credential: set one in its settings "
             "(replays never reuse recorded keys)."
         )
-    exchanges = list(exchanges_select(upstream=upstream, selection=selection).values_list("pk", "endpoint"))
-    if not exchanges:
+    if not exchanges_select(upstream=upstream, selection=selection).exists():
         raise ReplayError(
             "No recorded exchange matches this selection (only replayable endpoints are replayed)."
         )
@@ -66,53 +67,11 @@ def run_start(
             status=ReplayRun.Status.RUNNING,
             started_at=timezone.now(),
         )
-        sampled = _noise_sample(exchanges, rate=noise_sample_rate)
-        now = timezone.now()
-        ReplayResult.objects.bulk_create(
-            [
-                ReplayResult(run=run, exchange_id=pk, version=version, attempt=attempt, queued_at=now)
-                for pk, _ in exchanges
-                for version in ordered
-                for attempt in ((1, 2) if pk in sampled else (1,))
-            ],
-            batch_size=1000,
-        )
-        transaction.on_commit(
-            lambda: queue(ReplayResult.objects.filter(run=run).values_list("pk", flat=True))
-        )
+        # The first chunk now, so that a small run is ready at once; the rest in the background.
+        if chunk_prepare(run):
+            transaction.on_commit(lambda: replay_prepare.delay(run.pk))
+    run.refresh_from_db()
     return run
-
-
-def exchanges_select(*, upstream: Upstream, selection: dict):
-    exchanges = Exchange.objects.filter(upstream=upstream, endpoint__in=upstream.replayable_endpoints)
-    if selection.get("client"):
-        exchanges = exchanges.filter(client_id=int(selection["client"]))
-    if selection.get("endpoint"):
-        exchanges = exchanges.filter(endpoint=selection["endpoint"])
-    if selection.get("version"):
-        exchanges = exchanges.filter(api_version=selection["version"])
-    if selection.get("since"):
-        exchanges = exchanges.filter(started_at__gte=selection["since"])
-    if selection.get("until"):
-        exchanges = exchanges.filter(started_at__lt=selection["until"])
-    if selection.get("streamed") in (True, False):
-        exchanges = exchanges.filter(streamed=selection["streamed"])
-    exchanges = exchanges.order_by("-started_at", "-id")
-    if selection.get("sample"):
-        exchanges = exchanges[: int(selection["sample"])]
-    return exchanges
-
-
-def _noise_sample(exchanges: list[tuple[int, str]], *, rate: float) -> set[int]:
-    """About `rate` of the exchanges, and at least one per endpoint, replayed twice per version."""
-    if rate <= 0:
-        return set()
-    chooser = random.Random(len(exchanges))
-    sampled = {pk for pk, _ in exchanges if chooser.random() < rate}
-    for endpoint in {endpoint for _, endpoint in exchanges}:
-        if not any(pk in sampled for pk, e in exchanges if e == endpoint):
-            sampled.add(next(pk for pk, e in exchanges if e == endpoint))
-    return sampled
 
 
 def run_cancel(*, run: ReplayRun) -> bool:
@@ -129,9 +88,10 @@ def run_resume(*, run: ReplayRun) -> bool:
         status=ReplayRun.Status.RUNNING, finished_at=None
     )
     if resumed:
-        pending = ReplayResult.objects.filter(run=run, state__in=OPEN)
-        pending.update(queued_at=timezone.now(), not_before=None)
-        transaction.on_commit(lambda: queue(list(pending.values_list("pk", flat=True))))
+        ReplayResult.objects.filter(run=run, state__in=OPEN).update(queued_at=timezone.now(), not_before=None)
+        transaction.on_commit(lambda: queue_open(run.pk))
+        if ReplayRun.objects.filter(pk=run.pk, prepared_at__isnull=True).exists():
+            transaction.on_commit(lambda: replay_prepare.delay(run.pk))
     return bool(resumed)
 
 
@@ -149,11 +109,23 @@ def run_reconcile(*, stale_after: timedelta = timedelta(seconds=60)) -> int:
         )
     )
     ids = list(lost.values_list("pk", flat=True)[:5000])
-    ReplayResult.objects.filter(pk__in=ids).update(queued_at=now)
+    for some in chunked(ids):
+        ReplayResult.objects.filter(pk__in=some).update(queued_at=now)
     queue(ids)
     for run in ReplayRun.objects.filter(status=ReplayRun.Status.RUNNING):
-        run_complete_if_done(run.pk)
+        if run.prepared_at is None:
+            _prepare_if_stalled(run, stale_after=stale_after)
+        else:
+            run_complete_if_done(run.pk)
     return len(ids)
+
+
+def _prepare_if_stalled(run: ReplayRun, *, stale_after: timedelta) -> None:
+    """Start again the preparation of a run whose last chunk is old (its worker died, its message
+    was lost): it resumes after the last committed chunk."""
+    last = parse_datetime((run.prepare_cursor or {}).get("at") or "") or run.started_at
+    if last is None or last < timezone.now() - stale_after:
+        replay_prepare.delay(run.pk)
 
 
 def run_fail(run: ReplayRun, error: str) -> None:

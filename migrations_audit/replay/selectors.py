@@ -54,6 +54,10 @@ def run_progress(*, run: ReplayRun) -> dict:
         or 0,
         "recent_errors": list(errors),
         "error": run.error,
+        # While its results are being created: "preparing: N of M exchanges" (M once counted).
+        "preparing": None
+        if run.prepared_at
+        else {"prepared": run.exchanges_prepared, "total": run.exchanges_total},
     }
 
 

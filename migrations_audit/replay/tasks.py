@@ -17,3 +17,10 @@ def replay_reconcile() -> None:
     from .runs import run_reconcile
 
     run_reconcile()
+
+
+@shared_task(name="migrations_audit.tasks.replay_prepare", acks_late=True)
+def replay_prepare(run_id: int) -> None:
+    from .preparing import run_prepare
+
+    run_prepare(run_id=run_id)

@@ -40,7 +40,7 @@ def run_start(request, slug):
         except ReplayError as error:
             errors.append(str(error))
         else:
-            messages.success(request, f"Run #{run.pk} started: {run.results.count()} requests to send.")
+            messages.success(request, _started(run))
             return redirect("migrations_audit:run", slug=slug, run_id=run.pk)
     context = {
         "upstream": upstream,
@@ -51,6 +51,15 @@ def run_start(request, slug):
         "form": request.POST,
     }
     return render(request, "migrations_audit/run_start.html", context, status=400 if errors else 200)
+
+
+def _started(run: ReplayRun) -> str:
+    if run.prepared_at:
+        return f"Run #{run.pk} started: {run.exchanges_prepared} exchanges to replay."
+    return (
+        f"Run #{run.pk} started: its first {run.exchanges_prepared} exchanges are queued, "
+        "the rest are being prepared."
+    )
 
 
 def run_detail(request, slug, run_id):

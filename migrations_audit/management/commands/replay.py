@@ -47,7 +47,10 @@ class Command(BaseCommand):
             run = runs.run_start(upstream=target, **form.run_arguments())
         except ReplayError as error:
             raise CommandError(str(error)) from None
-        self.stdout.write(f"Run {run.pk} started: {run.results.count()} requests.")
+        self.stdout.write(
+            f"Run {run.pk} started: {run.exchanges_prepared} exchanges ready"
+            + ("." if run.prepared_at else ", the rest being prepared in the background.")
+        )
         if not wait:
             return
         while True:
