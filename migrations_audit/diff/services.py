@@ -25,6 +25,7 @@ from migrations_audit.models import (
     Upstream,
 )
 from migrations_audit.models.diff import ComparisonTally, ExchangeComparison
+from migrations_audit.replay.variants import api_version_of
 
 from .changes import BREAKING, NOISE, Change
 from .compare import ResponseSnapshot, compare_responses, error_field
@@ -239,8 +240,9 @@ def _exchange_compare(run: ReplayRun, exchange: Exchange, results, rules, known_
         changes = changes_explain(
             changes,
             rules=rules,
-            version_from=version_from,
-            version_to=version_to,
+            # A variant's changelog is its version header's: rules are about versions.
+            version_from=api_version_of(run, version_from),
+            version_to=api_version_of(run, version_to),
             endpoint=exchange.endpoint,
             request_body=request_body,
         )

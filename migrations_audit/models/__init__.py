@@ -10,7 +10,7 @@ from .diff import (
     ExchangeComparison,
     RequestFinding,
 )
-from .replay import RateLimiterState, ReplayAttempt, ReplayResult, ReplayRun
+from .replay import RateLimiterState, ReplayAttempt, ReplayResult, ReplayRun, ReplayVariant
 from .reports import (
     Acknowledgement,
     AcknowledgementEvent,
@@ -41,6 +41,7 @@ __all__ = [
     "ReplayAttempt",
     "ReplayResult",
     "ReplayRun",
+    "ReplayVariant",
     "ReportDefinition",
     "ReportDelivery",
     "ReportSnapshot",

@@ -26,6 +26,7 @@ from .diffing import exchanges_finished, run_complete_if_done
 from .outcomes import record
 from .runs import run_fail
 from .sender import ReplayRequest, Sender
+from .variants import Variant, body_model, key_header, request_rewrite, run_variant
 
 SHORT_WAIT = 1.0
 # What a batch reads of its results' exchanges to build their requests.
@@ -47,6 +48,7 @@ def results_execute(*, result_ids: list[int]) -> None:
     if run.status != ReplayRun.Status.RUNNING:
         return
     upstream = run.upstream
+    variants = {label: run_variant(run, label) for label in {r.version for r in results}}
     now = timezone.now()
     ready = [r for r in results if not (r.not_before and r.not_before > now)]
     later = [r for r in results if r.not_before and r.not_before > now]
@@ -94,11 +96,13 @@ def results_execute(*, result_ids: list[int]) -> None:
                 requests = [
                     ReplayRequest(
                         result.exchange.method,
-                        *_request_for(result.exchange, upstream, result.version, key),
+                        *_request_for(result.exchange, upstream, variants[result.version], key),
                         start_after=reservation.start_after(index),
                     )
                     for index, result in enumerate(claimed)
                 ]
+                for result, request in zip(claimed, requests, strict=True):
+                    result.model = body_model(request.body)
                 started = (claimed, _sender.submit(requests))
                 claimed_ids = {result.pk for result in claimed}
                 ready = [result for result in ready if result.pk not in claimed_ids]
@@ -112,15 +116,22 @@ def results_execute(*, result_ids: list[int]) -> None:
 _sender = Sender()
 
 
-def replay_request(*, exchange: Exchange, upstream: Upstream, version: str) -> tuple[str, dict, bytes]:
-    """The recorded request with only the version changed, the replay credential as its key, and
-    max_tokens clamped. Recorded keys (stored as fingerprints), secret headers, masked values and
-    secret query parameters are never sent: the only credential is the upstream's."""
-    key = core_services.upstream_replay_key(upstream=upstream) or ""
-    return _request_for(exchange, upstream, version, key)
+def replay_request(
+    *, exchange: Exchange, upstream: Upstream, version: str | Variant, key: str | None = None
+) -> tuple[str, dict, bytes]:
+    """The recorded request as a variant sends it (a plain version changes only the version header),
+    the replay credential as its key (or `key`, e.g. a mask to show it), and max_tokens clamped.
+    Recorded keys (stored as fingerprints), secret headers, masked values and secret query
+    parameters are never sent: the only credential is the upstream's."""
+    if key is None:
+        key = core_services.upstream_replay_key(upstream=upstream) or ""
+    variant = version if isinstance(version, Variant) else Variant(label=version, version=version)
+    return _request_for(exchange, upstream, variant, key)
 
 
-def _request_for(exchange: Exchange, upstream: Upstream, version: str, key: str) -> tuple[str, dict, bytes]:
+def _request_for(
+    exchange: Exchange, upstream: Upstream, variant: Variant, key: str
+) -> tuple[str, dict, bytes]:
     # Masked again as it is sent, so that a row stored before a masking rule existed (a key in a
     # query string or a header now known as secret) does not send its key.
     headers = {
@@ -131,20 +142,24 @@ def _request_for(exchange: Exchange, upstream: Upstream, version: str, key: str)
         and MASK not in value
         and not holds_a_key(value)
     }
-    headers[upstream.version_header] = version
-    header = upstream.replay_key_header.lower()
-    headers[header] = f"Bearer {key}" if header == "authorization" else key
     body = mask_body(bytes(exchange.request_body or b""), content_type=headers.get("content-type", ""))
-    if upstream.max_tokens_clamp and body:
+    document = None
+    if body and (upstream.max_tokens_clamp or variant.model_map):
         try:
             document = json.loads(body)
         except ValueError:
             document = None
-        if isinstance(document, dict):
-            for field in ("max_tokens", "max_tokens_to_sample"):
-                if isinstance(document.get(field), int) and document[field] > upstream.max_tokens_clamp:
-                    document[field] = upstream.max_tokens_clamp
-                    body = json.dumps(document).encode()
+    headers, changed = request_rewrite(variant, headers, document)
+    if isinstance(document, dict) and upstream.max_tokens_clamp:
+        for field in ("max_tokens", "max_tokens_to_sample"):
+            if isinstance(document.get(field), int) and document[field] > upstream.max_tokens_clamp:
+                document[field] = upstream.max_tokens_clamp
+                changed = True
+    if changed:
+        body = json.dumps(document).encode()
+    headers[upstream.version_header] = variant.version
+    header = key_header(variant, upstream)
+    headers[header] = f"Bearer {key}" if header == "authorization" else key
     query = query_for_replay(exchange.query)
     url = upstream.base_url.rstrip("/") + mask_text(exchange.path) + (f"?{query}" if query else "")
     return url, headers, body

@@ -5,6 +5,10 @@ replay`."""
 from django import forms
 from django.utils.dateparse import parse_datetime
 
+from migrations_audit.models import ReplayVariant
+
+from .variants import NAME, VariantError, headers_parse, model_map_parse
+
 
 class ListField(forms.Field):
     """A list of names, from a form's repeated field, a JSON list or a comma-separated string."""
@@ -17,7 +21,7 @@ class ListField(forms.Field):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         if isinstance(value, list | tuple) and all(isinstance(part, str) for part in value):
-            return [part.strip() for part in value if part.strip()]
+            return [name.strip() for part in value for name in part.split(",") if name.strip()]
         raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
 
 
@@ -49,11 +53,15 @@ class DateOrTimeField(forms.CharField):
 
 
 class RunForm(forms.Form):
+    # Replay targets: versions, `VERSION@MODEL` variants or saved variants' names, in either field
+    # (the page ticks versions and saved variants and types others; the API and the command say
+    # `versions` or `variants`).
     versions = ListField(
-        error_messages={
-            "required": "Choose at least one version to replay under.",
-            "invalid": "versions must be a list of version names.",
-        }
+        required=False, error_messages={"invalid": "versions must be a list of version names."}
+    )
+    variants = ListField(
+        required=False,
+        error_messages={"invalid": "variants must be a list of VERSION[@MODEL] or variant names."},
     )
     endpoint = forms.CharField(required=False, max_length=200)
     version = forms.CharField(required=False, max_length=100)
@@ -94,6 +102,14 @@ class RunForm(forms.Form):
 
     SELECTION = ("endpoint", "version", "client", "since", "until", "streamed", "sample")
 
+    def clean(self):
+        data = super().clean()
+        targets = list(dict.fromkeys((data.get("versions") or []) + (data.get("variants") or [])))
+        if not targets and not self.errors:
+            raise forms.ValidationError("Choose at least one version to replay under.")
+        data["targets"] = targets
+        return data
+
     def selection(self) -> dict:
         """The exchange filter stored on the run: only the fields given."""
         return {
@@ -112,7 +128,7 @@ class RunForm(forms.Form):
         else:
             noise = default_noise
         return {
-            "versions": data["versions"],
+            "versions": data["targets"],
             "selection": self.selection(),
             "noise_sample_rate": noise,
             "token_budget": data.get("token_budget"),
@@ -120,3 +136,53 @@ class RunForm(forms.Form):
 
     def error_text(self) -> str:
         return " ".join(message for messages in self.errors.values() for message in messages)
+
+
+class ReplayVariantForm(forms.ModelForm):
+    """A named variant of an upstream (the admin and the new-run page save them through it)."""
+
+    class Meta:
+        model = ReplayVariant
+        fields = ["name", "version", "model_map", "set_headers", "drop_headers", "key_style"]
+        widgets = {
+            "model_map": forms.Textarea(attrs={"rows": 2}),
+            "set_headers": forms.Textarea(attrs={"rows": 2}),
+        }
+
+    def __init__(self, *args, upstream=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if upstream is not None:
+            self.instance.upstream = upstream
+
+    def _upstream(self):
+        return self.instance.upstream if self.instance.upstream_id else None
+
+    def clean_name(self):
+        name = self.cleaned_data["name"].strip()
+        if not NAME.match(name):
+            raise forms.ValidationError("A name is letters, digits, spaces and + - . _ (no comma or @).")
+        upstream = self._upstream()
+        if upstream is not None and upstream.versions.filter(name=name).exists():
+            raise forms.ValidationError(f"{name} is a version of {upstream.name}: choose another name.")
+        return name
+
+    def clean_version(self):
+        version = self.cleaned_data["version"].strip()
+        upstream = self._upstream()
+        if upstream is not None and not upstream.versions.filter(name=version).exists():
+            raise forms.ValidationError(f"{upstream.name} has no version {version}.")
+        return version
+
+    def clean_model_map(self):
+        return self._parsed("model_map", model_map_parse)
+
+    def clean_set_headers(self):
+        return self._parsed("set_headers", headers_parse)
+
+    def _parsed(self, name, parse):
+        value = self.cleaned_data[name]
+        try:
+            parse(value)
+        except VariantError as error:
+            raise forms.ValidationError(str(error)) from None
+        return value

@@ -73,6 +73,8 @@ def record(run: ReplayRun, results: list[ReplayResult], outcomes: list[Outcome])
         result.streamed = outcome.streamed
         result.response_events = answer.events or []
         result.duration_ms = outcome.duration_ms
+        result.first_byte_ms = outcome.first_byte_ms
+        _usage_keep(result, outcome)
         result.error = error[:2000] or (
             f"gave up after {result.tries} tries: HTTP {outcome.status}" if transient else ""
         )
@@ -101,6 +103,12 @@ FINISHED_FIELDS = (
     "duration_ms",
     "error",
     "finished_at",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_creation_tokens",
+    "first_byte_ms",
 )
 RETRY_FIELDS = ("state", "leased_until", "not_before", "queued_at", "status", "error")
 
@@ -125,21 +133,46 @@ def _tokens_count(run: ReplayRun, tokens: int) -> None:
         )
 
 
-def _tokens_used(outcome: Outcome) -> int:
+def _usages(outcome: Outcome) -> list[dict]:
     documents = []
     if outcome.events:
         # Usage comes in message_start and message_delta: no need to parse every text delta.
         documents = [_json(event["data"]) for event in outcome.events if "usage" in event["data"]]
     elif outcome.body:
         documents = [_json(outcome.body)]
-    total = 0
+    usages = []
     for document in documents:
         if not isinstance(document, dict):
             continue
         usage = document.get("usage") or (document.get("message") or {}).get("usage") or {}
         if isinstance(usage, dict):
-            total += sum(value for value in usage.values() if isinstance(value, int))
+            usages.append(usage)
+    return usages
+
+
+def _tokens_used(outcome: Outcome) -> int:
+    total = sum(value for usage in _usages(outcome) for value in usage.values() if isinstance(value, int))
     return total or len(outcome.body) // 4
+
+
+USAGE_FIELDS = {
+    "input_tokens": "input_tokens",
+    "output_tokens": "output_tokens",
+    "cache_read_input_tokens": "cache_read_tokens",
+    "cache_creation_input_tokens": "cache_creation_tokens",
+}
+
+
+def _usage_keep(result: ReplayResult, outcome: Outcome) -> None:
+    """The answer's usage on the result: a stream's message_delta counts last (its output_tokens is
+    the total), its message_start first."""
+    for attribute in USAGE_FIELDS.values():
+        setattr(result, attribute, None)
+    for usage in _usages(outcome):
+        for name, attribute in USAGE_FIELDS.items():
+            value = usage.get(name)
+            if isinstance(value, int) and value >= 0:
+                setattr(result, attribute, value)
 
 
 def _json(data):

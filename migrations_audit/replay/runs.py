@@ -16,6 +16,7 @@ from .claims import OPEN
 from .diffing import run_complete_if_done
 from .preparing import chunk_prepare, exchanges_select
 from .tasks import replay_prepare
+from .variants import VariantError, variant_parse
 
 Status = ReplayResult.Status
 
@@ -37,9 +38,15 @@ def run_start(
     known = list(upstream.versions.values_list("name", flat=True))
     if not versions:
         raise ReplayError("Choose at least one version to replay under.")
-    unknown = [version for version in versions if version not in known]
-    if unknown:
-        raise ReplayError(f"{upstream.name} has no version {', '.join(unknown)} (it has {', '.join(known)}).")
+    try:
+        variants = [
+            variant_parse(spelled, upstream=upstream, known_versions=known)
+            for spelled in dict.fromkeys(versions)
+        ]
+    except VariantError as error:
+        raise ReplayError(str(error)) from None
+    # In the upstream's order of versions; variants of one version in the order given.
+    variants.sort(key=lambda variant: known.index(variant.version))
     if not 0 <= noise_sample_rate <= 1:
         raise ReplayError("The noise sample rate is a share between 0 and 1.")
     try:
@@ -55,12 +62,12 @@ def run_start(
         raise ReplayError(
             "No recorded exchange matches this selection (only replayable endpoints are replayed)."
         )
-    ordered = [version for version in known if version in versions]
     with transaction.atomic():
         run = ReplayRun.objects.create(
             upstream=upstream,
             created_by=created_by,
-            versions=ordered,
+            versions=[variant.label for variant in variants],
+            variants={variant.label: variant.as_dict() for variant in variants},
             selection=selection,
             noise_sample_rate=noise_sample_rate,
             token_budget=token_budget,

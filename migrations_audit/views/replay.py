@@ -13,9 +13,9 @@ from django_htmx.http import HttpResponseStopPolling
 
 from migrations_audit import selectors
 from migrations_audit.models import ReplayRun, Upstream
-from migrations_audit.replay import runs
+from migrations_audit.replay import costs, runs
 from migrations_audit.replay import selectors as replay_selectors
-from migrations_audit.replay.forms import RunForm
+from migrations_audit.replay.forms import ReplayVariantForm, RunForm
 from migrations_audit.replay.runs import ReplayError
 
 from .api import api_auth, api_error, api_upstream_for_write
@@ -45,12 +45,32 @@ def run_start(request, slug):
     context = {
         "upstream": upstream,
         "errors": errors,
+        "saved_variants": upstream.variants.all(),
+        "chosen_variants": request.POST.getlist("variants"),
+        "variant_form": ReplayVariantForm(upstream=upstream),
         "choices": selectors.traffic_choices(upstream=upstream),
         "chosen_versions": request.POST.getlist("versions")
         or [upstream.baseline_version, upstream.target_version],
         "form": request.POST,
     }
     return render(request, "migrations_audit/run_start.html", context, status=400 if errors else 200)
+
+
+@require_POST
+def variant_save(request, slug):
+    """Save a named variant of the upstream, from the new-run page."""
+    upstream = _editable_upstream(request, slug)
+    form = ReplayVariantForm(request.POST, upstream=upstream)
+    if form.is_valid():
+        variant = form.save()
+        messages.success(request, f"Variant {variant.name} saved: choose it below.")
+    else:
+        messages.error(request, "The variant was not saved: " + form_errors_text(form))
+    return redirect("migrations_audit:run_start", slug=slug)
+
+
+def form_errors_text(form) -> str:
+    return " ".join(f"{name}: {message}" for name, messages_ in form.errors.items() for message in messages_)
 
 
 def _started(run: ReplayRun) -> str:
@@ -78,6 +98,7 @@ def run_detail(request, slug, run_id):
         if not run.is_active:
             response.status_code = HttpResponseStopPolling.status_code
         return response
+    context["costs"] = costs.run_costs(run=run)
     return render(request, "migrations_audit/run.html", context)
 
 
@@ -131,9 +152,9 @@ def api_runs(request):
     selection = data.get("selection") or {}
     if not isinstance(selection, dict):
         return api_error(400, "selection must be a JSON object.")
-    if not isinstance(data.get("versions"), list):
-        return api_error(400, "versions must be a list of version names.")
-    fields = {name: data.get(name) for name in ("versions", "noise_sample_rate", "token_budget")}
+    if not isinstance(data.get("versions", []), list) or not isinstance(data.get("variants", []), list):
+        return api_error(400, "versions (or variants) must be a list of version or variant names.")
+    fields = {name: data.get(name) for name in ("versions", "variants", "noise_sample_rate", "token_budget")}
     form = RunForm({**selection, **fields})
     if not form.is_valid():
         return api_error(400, form.error_text())

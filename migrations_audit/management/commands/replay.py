@@ -15,7 +15,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--upstream", required=True)
-        parser.add_argument("--versions", required=True, help="comma-separated, e.g. 2023-06-01,2026-10-21")
+        parser.add_argument(
+            "--versions",
+            "--variants",
+            dest="versions",
+            required=True,
+            help="comma-separated VERSION[@MODEL] or saved variant names, "
+            "e.g. 2023-06-01,2026-10-21@claude-sonnet-5",
+        )
         parser.add_argument("--client", help="client id")
         parser.add_argument("--endpoint", help='e.g. "POST /v1/messages"')
         parser.add_argument(
