@@ -335,6 +335,9 @@ REPLAY_LEASE_SECONDS = env_int("REPLAY_LEASE_SECONDS", 300, minimum=2)
 # per request; smaller ones spread a short run over more workers.
 REPLAY_BATCH_EXCHANGES = env_int("REPLAY_BATCH_EXCHANGES", 50, minimum=1)
 REPLAY_RECONCILE_SECONDS = env_int("REPLAY_RECONCILE_SECONDS", 15, minimum=1)
+# Exchanges whose results a run creates per transaction: the first chunk in the request that starts
+# it, the rest in the background (a run over a million exchanges starts in one short request).
+REPLAY_PREPARE_CHUNK = env_int("REPLAY_PREPARE_CHUNK", 500, minimum=1)
 # How often beat looks for report schedules that are due.
 REPORTS_TICK_SECONDS = env_int("REPORTS_TICK_SECONDS", 30, minimum=1)
 # Report deliveries (email, webhook): tries, and the first backoff (doubled each try, at most an hour).

@@ -5,6 +5,7 @@ from django.contrib import admin
 
 from migrations_audit import models
 from migrations_audit.diff import admin as diff_admin  # noqa: F401 - registers the diff stage's models
+from migrations_audit.replay import admin as replay_admin  # noqa: F401 - registers replay variants
 from migrations_audit.tracking import admin as tracking_admin  # noqa: F401 - registers the tracking models
 
 

@@ -55,7 +55,7 @@ def demo_seed(*, emulator_url: str = EMULATOR_URL) -> str:
 def _demo_runs(*, upstream: Upstream, created_by) -> None:
     """Two replays queued for the worker that `make run` starts: the migration under way on Messages,
     and the legacy one on Text Completions, so replay-confirmed differences appear within seconds."""
-    from migrations_audit.replay.services import run_start
+    from migrations_audit.replay.runs import run_start
 
     run_start(
         upstream=upstream,

@@ -151,9 +151,12 @@ class UpstreamForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         names = [name for name, _ in cleaned.get("versions_text") or []]
+        # A baseline or target may be a variant: VERSION@MODEL, or a saved variant's name.
+        saved = set(self.instance.variants.values_list("name", flat=True)) if self.instance.pk else set()
         for field in ("baseline_version", "target_version"):
-            if cleaned.get(field) and names and cleaned[field] not in names:
-                self.add_error(field, f"{cleaned[field]} is not one of the versions listed.")
+            value = cleaned.get(field)
+            if value and names and value.partition("@")[0] not in names and value not in saved:
+                self.add_error(field, f"{value} is not one of the versions listed (nor a variant of one).")
         return cleaned
 
     def save(self, commit=True):

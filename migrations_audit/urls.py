@@ -11,6 +11,7 @@ urlpatterns = [
     path("u/<slug:slug>/traffic/<int:exchange_id>/", pages.exchange_detail, name="exchange"),
     path("u/<slug:slug>/runs/", pages.runs, name="runs"),
     path("u/<slug:slug>/runs/new/", replay.run_start, name="run_start"),
+    path("u/<slug:slug>/variants/", replay.variant_save, name="variant_save"),
     path("u/<slug:slug>/runs/<int:run_id>/", replay.run_detail, name="run"),
     path("u/<slug:slug>/runs/<int:run_id>/cancel/", replay.run_cancel, name="run_cancel"),
     path("u/<slug:slug>/runs/<int:run_id>/resume/", replay.run_resume, name="run_resume"),

@@ -5,6 +5,7 @@ exchanges_diff_record once every result of a batch of exchanges in a run is fini
 """
 
 import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
@@ -33,6 +34,7 @@ from migrations_audit.models import (
     Upstream,
 )
 from migrations_audit.models.diff import ComparisonTally, ExchangeComparison
+from migrations_audit.replay.variants import api_version_of, run_variant
 
 from .changes import BREAKING, NOISE, Change
 from .compare import ResponseSnapshot, compare_responses, error_field
@@ -295,6 +297,15 @@ class _Rules:
         return {"rule": self._changelog.get(rule_key), "model_rule": None}
 
 
+def _request_model(request_body: bytes) -> str:
+    try:
+        document = json.loads(request_body) if request_body[:1] == b"{" else None
+    except (ValueError, RecursionError):
+        return ""
+    model = document.get("model") if isinstance(document, dict) else None
+    return model if isinstance(model, str) else ""
+
+
 def _exchange_compare(
     run: ReplayRun, exchange: Exchange, results, rules: _Rules, known_noise: dict
 ) -> _ExchangeDiff:
@@ -339,6 +350,7 @@ def _exchange_compare(
         compared.append((version, version, list(varied.values())))
 
     request_body = bytes(exchange.request_body or b"")
+    recorded_model = _request_model(request_body)
     against_recording = replace(noise, against_recording=True)
     for version_from, version_to in _version_pairs(run, upstream, primary):
         recorded = version_from not in replayed or version_to not in replayed
@@ -348,11 +360,14 @@ def _exchange_compare(
         changes = changes_explain(
             changes,
             rules=rules.changelog,
-            version_from=version_from,
-            version_to=version_to,
+            # A variant's changelog is its version header's: rules are about versions.
+            version_from=api_version_of(run, version_from),
+            version_to=api_version_of(run, version_to),
             endpoint=exchange.endpoint,
             request_body=request_body,
             model_rules=rules.model,
+            # The model the rejected side was sent with: a variant may map the recorded one.
+            model=run_variant(run, version_to).model_for(recorded_model),
         )
         compared.append((version_from, version_to, changes))
     return _ExchangeDiff(exchange=exchange, compared=compared, replayed=replayed)

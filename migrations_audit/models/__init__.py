@@ -11,7 +11,7 @@ from .diff import (
     ModelRule,
     RequestFinding,
 )
-from .replay import RateLimiterState, ReplayAttempt, ReplayResult, ReplayRun
+from .replay import RateLimiterState, ReplayAttempt, ReplayResult, ReplayRun, ReplayVariant
 from .reports import (
     Acknowledgement,
     AcknowledgementEvent,
@@ -43,6 +43,7 @@ __all__ = [
     "ReplayAttempt",
     "ReplayResult",
     "ReplayRun",
+    "ReplayVariant",
     "ReportDefinition",
     "ReportDelivery",
     "ReportSnapshot",

@@ -28,6 +28,17 @@ class ReplayRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Results are created in chunks of exchanges, the first in the request that starts the run and
+    # the rest by a task: how many exchanges are prepared of how many (None until counted), where
+    # the next chunk starts, and when the last was done (None: the run cannot complete yet).
+    exchanges_prepared = models.PositiveIntegerField(default=0)
+    exchanges_total = models.PositiveIntegerField(null=True, blank=True)
+    prepare_cursor = models.JSONField(default=dict, blank=True)
+    prepared_at = models.DateTimeField(null=True, blank=True)
+    # What each replay target of `versions` is: {label: variant} (see replay/variants.py). A label
+    # is a version, `VERSION@MODEL`, or a saved variant's name; it is what results and differences
+    # carry as their "version".
+    variants = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -76,6 +87,14 @@ class ReplayResult(models.Model):
     tries = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Cost and latency of the answer: the model the request named (after the variant's rewrites),
+    # the usage it reported, and when its first byte (or event) and its end came.
+    model = models.CharField(max_length=100, blank=True)
+    input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cache_read_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cache_creation_tokens = models.PositiveIntegerField(null=True, blank=True)
+    first_byte_ms = models.FloatField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -117,3 +136,33 @@ class ReplayAttempt(models.Model):
 
     def __str__(self):
         return f"try {self.number}: {self.status or self.error}"
+
+
+class ReplayVariant(models.Model):
+    """A named replay target of an upstream: a version header value plus request rewrites (a model
+    map, headers set or dropped, the key header's style), e.g. "SDK 2 + Sonnet 5". Chosen by name
+    wherever a version is (`VERSION[@MODEL]` spells an unnamed one)."""
+
+    class KeyStyle(models.TextChoices):
+        UPSTREAM = "", "As the upstream's settings say"
+        X_API_KEY = "x-api-key", "x-api-key: KEY"
+        BEARER = "bearer", "Authorization: Bearer KEY"
+
+    upstream = models.ForeignKey(Upstream, on_delete=models.CASCADE, related_name="variants")
+    name = models.CharField(max_length=50, help_text="Letters, digits, spaces, + - . _ (no comma or @).")
+    version = models.CharField(max_length=50, help_text="The version header's value.")
+    model_map = models.TextField(
+        blank=True,
+        help_text="One per line: `claude-sonnet-4-5 -> claude-sonnet-5`, or `* -> MODEL` for every model.",
+    )
+    set_headers = models.TextField(blank=True, help_text="One per line: `name: value` (never a key).")
+    drop_headers = models.CharField(max_length=500, blank=True, help_text="Comma-separated header names.")
+    key_style = models.CharField(max_length=10, choices=KeyStyle.choices, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["upstream", "name"]
+        constraints = [models.UniqueConstraint(fields=["upstream", "name"], name="variant_unique_name")]
+
+    def __str__(self):
+        return self.name

@@ -54,6 +54,10 @@ def run_progress(*, run: ReplayRun) -> dict:
         or 0,
         "recent_errors": list(errors),
         "error": run.error,
+        # While its results are being created: "preparing: N of M exchanges" (M once counted).
+        "preparing": None
+        if run.prepared_at
+        else {"prepared": run.exchanges_prepared, "total": run.exchanges_total},
     }
 
 
@@ -62,7 +66,7 @@ def run_differences_summary(*, run: ReplayRun) -> dict:
     summary = {"breaking": 0, "additive": 0, "noise": 0}
     summary.update({row["classification"]: row["n"] for row in rows})
     summary["unexplained"] = (
-        Difference.objects.filter(run=run, rule__isnull=True).exclude(classification="noise").count()
+        Difference.objects.filter(run=run, rule__isnull=True, model_rule__isnull=True).exclude(classification="noise").count()
     )
     return summary
 

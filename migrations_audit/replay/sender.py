@@ -47,6 +47,8 @@ class Outcome:
     retry_after: float | None = None
     started_at: datetime = field(default_factory=timezone.now)
     duration_ms: float = 0.0
+    # When the answer's first bytes came (its first event, for a stream): the latency a user feels.
+    first_byte_ms: float | None = None
 
 
 class Sender:
@@ -111,6 +113,8 @@ class Sender:
                 parser = SseParser() if outcome.streamed else None
                 events: list[dict] = []
                 async for chunk in response.content.iter_any():
+                    if not chunks:
+                        outcome.first_byte_ms = (time.perf_counter() - started) * 1000
                     chunks.append(chunk)
                     if parser is not None:
                         at = (time.perf_counter() - started) * 1000

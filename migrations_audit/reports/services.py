@@ -8,7 +8,6 @@ claims due ones with a conditional UPDATE, so two beats or workers never run one
 import smtplib
 from datetime import datetime, timedelta
 
-from celery import current_app
 from croniter import croniter
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -22,6 +21,7 @@ from .acknowledgements import acknowledgements_expire
 from .build import report_payload
 from .delivery import backoff_seconds
 from .render import report_html, report_text_summary
+from .tasks import report_email, report_webhook
 
 # How long a report waits for its fresh replay before it reports with what is stored.
 REPLAY_WAIT = timedelta(minutes=30)
@@ -108,7 +108,7 @@ def report_replay_check(*, definition_id: int) -> ReportSnapshot | None:
 
 
 def _replay_start(definition: ReportDefinition) -> ReplayRun:
-    from migrations_audit.replay.services import run_start
+    from migrations_audit.replay.runs import run_start
 
     return run_start(
         upstream=definition.upstream,
@@ -140,13 +140,9 @@ def snapshot_create(*, definition: ReportDefinition, status: str = "ok", reason:
             blocking=payload["summary"]["blocking"],
         )
     if definition.recipient_list:
-        transaction.on_commit(
-            lambda: current_app.send_task("migrations_audit.tasks.report_email", args=[snapshot.pk])
-        )
+        transaction.on_commit(lambda: report_email.delay(snapshot.pk))
     if definition.webhook_url_encrypted:
-        transaction.on_commit(
-            lambda: current_app.send_task("migrations_audit.tasks.report_webhook", args=[snapshot.pk])
-        )
+        transaction.on_commit(lambda: report_webhook.delay(snapshot.pk))
     return snapshot
 
 

@@ -16,7 +16,10 @@ from migrations_audit.diff.forms import DifferenceFilterForm
 from migrations_audit.forms import UpstreamForm
 from migrations_audit.models import Difference, DifferenceSignature, Exchange, ReplayResult, ReplayRun
 from migrations_audit.presenters import body_prepare, stream_summarise, timeline_align
+from migrations_audit.replay.executor import replay_request
+from migrations_audit.replay.variants import run_variant
 from migrations_audit.reports.acknowledgements import user_can_acknowledge
+from migrations_audit.secrets import MASK
 from migrations_audit.tracking.charts import versions_chart
 from migrations_audit.tracking.verdicts import overview_verdicts
 
@@ -122,8 +125,28 @@ def exchange_detail(request, slug, exchange_id):
         "noise_count": sum(1 for d in differences if d.classification == "noise"),
         "show_noise": bool(request.GET.get("noise")),
         "findings": exchange.request_findings.select_related("rule", "model_rule"),
+        "sent": _requests_sent(run, exchange, upstream) if run is not None else [],
     }
     return render(request, "migrations_audit/exchange.html", context)
+
+
+def _requests_sent(run: ReplayRun, exchange: Exchange, upstream) -> list[dict]:
+    """The request each of the run's variants sent, as rewritten, the replay key masked."""
+    sent = []
+    for label in run.versions:
+        variant = run_variant(run, label)
+        url, headers, body = replay_request(exchange=exchange, upstream=upstream, version=variant, key=MASK)
+        sent.append(
+            {
+                "label": label,
+                "variant": variant,
+                "method": exchange.method,
+                "url": url,
+                "headers": headers,
+                "body": body_prepare(body),
+            }
+        )
+    return sent
 
 
 def _column(title, version, source) -> dict:

@@ -13,9 +13,10 @@ from django_htmx.http import HttpResponseStopPolling
 
 from migrations_audit import selectors
 from migrations_audit.models import ReplayRun, Upstream
+from migrations_audit.replay import costs, runs
 from migrations_audit.replay import selectors as replay_selectors
-from migrations_audit.replay import services
-from migrations_audit.replay.services import ReplayError, selection_parse
+from migrations_audit.replay.forms import ReplayVariantForm, RunForm
+from migrations_audit.replay.runs import ReplayError
 
 from .api import api_auth, api_error, api_upstream_for_write
 
@@ -27,45 +28,58 @@ def _editable_upstream(request, slug) -> Upstream:
     return upstream
 
 
-def _number(value, *, name, cast, default=None):
-    if value in (None, ""):
-        return default
-    try:
-        return cast(value)
-    except (TypeError, ValueError):
-        raise ReplayError(f"{name} must be a number.") from None
-
-
 def run_start(request, slug):
     upstream = _editable_upstream(request, slug)
     errors = []
     if request.method == "POST":
+        form = RunForm(request.POST)
         try:
-            run = services.run_start(
-                upstream=upstream,
-                versions=request.POST.getlist("versions"),
-                selection=selection_parse(request.POST),
-                created_by=request.user,
-                noise_sample_rate=_number(
-                    request.POST.get("noise_percent"), name="Noise sample", cast=float, default=10.0
-                )
-                / 100,
-                token_budget=_number(request.POST.get("token_budget"), name="Token budget", cast=int),
-            )
+            if not form.is_valid():
+                raise ReplayError(form.error_text())
+            run = runs.run_start(upstream=upstream, created_by=request.user, **form.run_arguments())
         except ReplayError as error:
             errors.append(str(error))
         else:
-            messages.success(request, f"Run #{run.pk} started: {run.results.count()} requests to send.")
+            messages.success(request, _started(run))
             return redirect("migrations_audit:run", slug=slug, run_id=run.pk)
     context = {
         "upstream": upstream,
         "errors": errors,
+        "saved_variants": upstream.variants.all(),
+        "chosen_variants": request.POST.getlist("variants"),
+        "variant_form": ReplayVariantForm(upstream=upstream),
         "choices": selectors.traffic_choices(upstream=upstream),
         "chosen_versions": request.POST.getlist("versions")
         or [upstream.baseline_version, upstream.target_version],
         "form": request.POST,
     }
     return render(request, "migrations_audit/run_start.html", context, status=400 if errors else 200)
+
+
+@require_POST
+def variant_save(request, slug):
+    """Save a named variant of the upstream, from the new-run page."""
+    upstream = _editable_upstream(request, slug)
+    form = ReplayVariantForm(request.POST, upstream=upstream)
+    if form.is_valid():
+        variant = form.save()
+        messages.success(request, f"Variant {variant.name} saved: choose it below.")
+    else:
+        messages.error(request, "The variant was not saved: " + form_errors_text(form))
+    return redirect("migrations_audit:run_start", slug=slug)
+
+
+def form_errors_text(form) -> str:
+    return " ".join(f"{name}: {message}" for name, messages_ in form.errors.items() for message in messages_)
+
+
+def _started(run: ReplayRun) -> str:
+    if run.prepared_at:
+        return f"Run #{run.pk} started: {run.exchanges_prepared} exchanges to replay."
+    return (
+        f"Run #{run.pk} started: its first {run.exchanges_prepared} exchanges are queued, "
+        "the rest are being prepared."
+    )
 
 
 def run_detail(request, slug, run_id):
@@ -84,6 +98,7 @@ def run_detail(request, slug, run_id):
         if not run.is_active:
             response.status_code = HttpResponseStopPolling.status_code
         return response
+    context["costs"] = costs.run_costs(run=run)
     return render(request, "migrations_audit/run.html", context)
 
 
@@ -91,7 +106,7 @@ def run_detail(request, slug, run_id):
 def run_cancel(request, slug, run_id):
     upstream = _editable_upstream(request, slug)
     run = get_object_or_404(ReplayRun, upstream=upstream, pk=run_id)
-    if services.run_cancel(run=run):
+    if runs.run_cancel(run=run):
         messages.success(request, f"Run #{run.pk} cancelled: requests in flight finish, nothing new starts.")
     return redirect("migrations_audit:run", slug=slug, run_id=run.pk)
 
@@ -100,7 +115,7 @@ def run_cancel(request, slug, run_id):
 def run_resume(request, slug, run_id):
     upstream = _editable_upstream(request, slug)
     run = get_object_or_404(ReplayRun, upstream=upstream, pk=run_id)
-    if services.run_resume(run=run):
+    if runs.run_resume(run=run):
         messages.success(request, f"Run #{run.pk} resumed.")
     return redirect("migrations_audit:run", slug=slug, run_id=run.pk)
 
@@ -134,19 +149,20 @@ def api_runs(request):
     if not isinstance(data, dict):
         return api_error(400, "The body must be a JSON object.")
     upstream = api_upstream_for_write(request, str(data.get("upstream", "")))
-    versions = data.get("versions")
-    if not isinstance(versions, list) or not all(isinstance(v, str) for v in versions):
-        return api_error(400, "versions must be a list of version names.")
+    selection = data.get("selection") or {}
+    if not isinstance(selection, dict):
+        return api_error(400, "selection must be a JSON object.")
+    if not isinstance(data.get("versions", []), list) or not isinstance(data.get("variants", []), list):
+        return api_error(400, "versions (or variants) must be a list of version or variant names.")
+    fields = {name: data.get(name) for name in ("versions", "variants", "noise_sample_rate", "token_budget")}
+    form = RunForm({**selection, **fields})
+    if not form.is_valid():
+        return api_error(400, form.error_text())
     try:
-        run = services.run_start(
+        run = runs.run_start(
             upstream=upstream,
-            versions=versions,
-            selection=selection_parse(data.get("selection") or {}),
-            noise_sample_rate=_number(
-                data.get("noise_sample_rate"), name="noise_sample_rate", cast=float, default=0.1
-            ),
-            token_budget=_number(data.get("token_budget"), name="token_budget", cast=int),
             created_by=request.user if request.user.is_authenticated else None,
+            **form.run_arguments(),
         )
     except ReplayError as error:
         return api_error(400, str(error))

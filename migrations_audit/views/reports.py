@@ -2,6 +2,7 @@
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -13,6 +14,7 @@ from migrations_audit.reports import delivery, services
 from migrations_audit.reports import selectors as selectors_reports
 from migrations_audit.reports.forms import ReportDefinitionForm
 from migrations_audit.reports.render import report_csv, report_html
+from migrations_audit.reports.tasks import report_run
 
 
 def _definitions(user):
@@ -108,9 +110,7 @@ def report_run_now(request, definition_id):
     if not _editable(request.user, definition):
         raise PermissionDenied("Viewers cannot run reports.")
     ReportDefinition.objects.filter(pk=definition.pk).update(last_run_at=timezone.now())
-    from celery import current_app
-
-    current_app.send_task("migrations_audit.tasks.report_run", args=[definition.pk])
+    transaction.on_commit(lambda: report_run.delay(definition.pk))
     messages.success(request, "The report is running; its snapshot appears below in a moment.")
     return redirect("migrations_audit:report", definition_id=definition.pk)
 

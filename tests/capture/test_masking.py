@@ -13,7 +13,7 @@ import zstandard
 from migrations_audit.capture.recording import CapturedExchange, client_identity, exchange_build
 from migrations_audit.content_encoding import body_decode
 from migrations_audit.models import Exchange
-from migrations_audit.replay.services import replay_request
+from migrations_audit.replay.executor import replay_request
 from migrations_audit.secrets import MASK, TOO_DEEP_BODY, key_fingerprint, mask_body, mask_headers
 
 ANTHROPIC = "sk-ant-api03-SECRETanthropic0123456789"

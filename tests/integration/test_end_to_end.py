@@ -8,7 +8,7 @@ import time
 import pytest
 
 from migrations_audit.models import DifferenceSignature, Exchange, ReplayRun, RequestFinding
-from migrations_audit.replay.services import run_start
+from migrations_audit.replay.runs import run_start
 from tests.support.sdk import run_sdk
 
 pytestmark = pytest.mark.slow

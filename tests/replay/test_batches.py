@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from migrations_audit.diff.services import exchanges_diff_record
 from migrations_audit.models import Difference, ExchangeComparison, ReplayResult, ReplayRun
-from migrations_audit.replay import services
-from migrations_audit.replay.services import run_cancel, run_start
+from migrations_audit.replay import claims, diffing, executor, runs
+from migrations_audit.replay.runs import run_cancel, run_start
 from tests.replay.test_replay import on_emulator, record
 
 VERSIONS = ["2023-06-01", "2026-10-21"]
@@ -32,27 +32,27 @@ def test_a_claim_leases_what_the_concurrency_limit_allows_and_no_more(db, upstre
     run = run_start(upstream=upstream_a, versions=["2023-06-01"], noise_sample_rate=0)
     results = results_of(run)
 
-    first = services._claim(run, upstream_a, results)
+    first = claims.claim(run, upstream_a, results)
     assert [r.pk for r in first.claimed] == [r.pk for r in results[:3]]
     assert all(r.tries == 1 for r in first.claimed) and not first.taken_elsewhere
     assert ReplayResult.objects.filter(run=run, state="running").count() == 3
 
     # No room left: nothing is leased, and the caller is told to look again shortly.
-    full = services._claim(run, upstream_a, results[3:])
+    full = claims.claim(run, upstream_a, results[3:])
     assert not full.claimed and full.wait_seconds > 0 and not full.taken_elsewhere
 
     # A second delivery of results another worker holds: not this task's to do.
-    duplicate = services._claim(run, upstream_a, results[:3])
+    duplicate = claims.claim(run, upstream_a, results[:3])
     assert not duplicate.claimed and duplicate.taken_elsewhere == {r.pk for r in results[:3]}
 
     # A lease that ran out (its worker died) frees its slot and its result, for another try.
     ReplayResult.objects.filter(pk=results[0].pk).update(leased_until=timezone.now() - timedelta(seconds=1))
-    again = services._claim(run, upstream_a, [results[0], results[3]])
+    again = claims.claim(run, upstream_a, [results[0], results[3]])
     assert [r.pk for r in again.claimed] == [results[0].pk]
     assert ReplayResult.objects.get(pk=results[0].pk).tries == 2
 
     run_cancel(run=run)
-    assert services._claim(run, upstream_a, results[4:]).run_active is False
+    assert claims.claim(run, upstream_a, results[4:]).run_active is False
 
 
 def test_the_diff_of_results_held_in_memory_equals_the_diff_of_what_was_stored(db, emulator, upstream_a):
@@ -60,7 +60,7 @@ def test_the_diff_of_results_held_in_memory_equals_the_diff_of_what_was_stored(d
     record(upstream, 3)
     record(upstream, 2, stream=True)
     run = run_start(upstream=upstream, versions=VERSIONS, noise_sample_rate=0)
-    services.results_execute(result_ids=[r.pk for r in results_of(run)])
+    executor.results_execute(result_ids=[r.pk for r in results_of(run)])
 
     assert set(ReplayResult.objects.filter(run=run).values_list("state", flat=True)) == {"done"}
     held = differences_of(run)
@@ -78,15 +78,15 @@ def test_a_diff_that_fails_leaves_its_exchanges_for_the_run_to_diff(db, emulator
     def worker_dies(**kwargs):
         raise RuntimeError("worker died while diffing")
 
-    monkeypatch.setattr(services, "exchanges_diff_record", worker_dies)
+    monkeypatch.setattr(diffing, "exchanges_diff_record", worker_dies)
     with pytest.raises(RuntimeError):
-        services.results_execute(result_ids=[r.pk for r in results_of(run)])
+        executor.results_execute(result_ids=[r.pk for r in results_of(run)])
     # The answers are kept; the diff's claim went with the diff.
     assert set(ReplayResult.objects.filter(run=run).values_list("state", flat=True)) == {"done"}
     assert not ReplayResult.objects.filter(run=run, diffed_at__isnull=False).exists()
 
     monkeypatch.undo()
-    services.run_reconcile()
+    runs.run_reconcile()
     run.refresh_from_db()
     assert run.status == ReplayRun.Status.COMPLETED
     assert ExchangeComparison.objects.filter(run=run).count() == 2

@@ -15,7 +15,8 @@ from migrations_audit import services
 from migrations_audit.capture.recording import CapturedExchange
 from migrations_audit.capture.services import exchanges_record
 from migrations_audit.models import Exchange, ReplayAttempt, ReplayResult, ReplayRun, Upstream
-from migrations_audit.replay.services import ReplayError, replay_request, run_cancel, run_resume, run_start
+from migrations_audit.replay.executor import replay_request
+from migrations_audit.replay.runs import ReplayError, run_cancel, run_resume, run_start
 from migrations_audit.secrets import MASK
 from tests.conftest import child_env
 from tests.support.servers import PROJECT_ROOT

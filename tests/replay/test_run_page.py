@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from migrations_audit import services
 from migrations_audit.models import ReplayResult, Upstream, WorkerHeartbeat
+from migrations_audit.replay.runs import run_cancel, run_start
 from migrations_audit.replay.selectors import run_progress
-from migrations_audit.replay.services import run_cancel, run_start
 from tests.replay.test_replay import record
 
 

@@ -27,7 +27,7 @@ from migrations_audit import services
 from migrations_audit.capture.recording import CapturedExchange
 from migrations_audit.capture.services import exchanges_record
 from migrations_audit.models import Exchange, ReplayResult, ReplayRun, Team, Upstream
-from migrations_audit.replay.services import ReplayError, run_start
+from migrations_audit.replay.runs import ReplayError, run_start
 from migrations_audit.upstream_guard import NOT_ALLOWED
 from tests.conftest import child_env
 from tests.support.servers import PROJECT_ROOT, PROXY_APP, free_port, running, uvicorn_args

@@ -72,7 +72,7 @@ def assert_complete_and_unique(run):
 
 
 def test_a_run_completes_though_its_worker_is_killed_twice(transactional_db, emulator, upstream_a, tmp_path):
-    from migrations_audit.replay.services import run_start
+    from migrations_audit.replay.runs import run_start
     from tests.conftest import purge_broker
 
     purge_broker()

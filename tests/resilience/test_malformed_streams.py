@@ -13,7 +13,7 @@ from migrations_audit.capture.recording import CapturedExchange
 from migrations_audit.capture.services import exchanges_record
 from migrations_audit.emulator.core import respond
 from migrations_audit.models import Difference, Exchange, ExchangeComparison, ReplayAttempt, ReplayResult
-from migrations_audit.replay.services import run_start
+from migrations_audit.replay.runs import run_start
 from migrations_audit.sse import parse_sse, stream_malformation
 from tests.capture.test_proxy import proxy, recorded  # noqa: F401 - the proxy fixture, real processes
 from tests.replay.test_replay import FAST, finish, on_emulator

@@ -14,7 +14,7 @@ from django.test import Client
 from migrations_audit import services
 from migrations_audit.capture.har import har_import
 from migrations_audit.models import Exchange, ReplayResult, ReplayRun, ReportDefinition
-from migrations_audit.replay.services import run_start
+from migrations_audit.replay.runs import run_start
 from migrations_audit.reports import services as report_services
 from tests.support.sdk import run_sdk
 from tests.support.upstream import fixed_upstream

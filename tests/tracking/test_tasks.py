@@ -50,7 +50,7 @@ def test_a_completed_replay_run_queues_a_refresh_of_its_upstreams_open_migration
 ):
     """The run's results reach the board without waiting for the periodic refresh."""
     from migrations_audit.models import ReplayResult, ReplayRun
-    from migrations_audit.replay import services as replay
+    from migrations_audit.replay.diffing import run_complete_if_done
 
     sdk_traffic(upstream=upstream_a, release="1.17.0", key="sk-ant-replayed", days_ago=[2, 1])
     deadline = timezone.localdate() + timedelta(days=90)
@@ -64,10 +64,12 @@ def test_a_completed_replay_run_queues_a_refresh_of_its_upstreams_open_migration
     elsewhere = services.migration_create(
         upstream=upstream_b, name="Other team", target_version="2026-10-21", deadline=deadline
     )
-    run = ReplayRun.objects.create(upstream=upstream_a, status=ReplayRun.Status.RUNNING, versions=["a", "b"])
+    run = ReplayRun.objects.create(
+        upstream=upstream_a, status=ReplayRun.Status.RUNNING, versions=["a", "b"], prepared_at=timezone.now()
+    )
     assert not ReplayResult.objects.filter(run=run).exists()
     with django_capture_on_commit_callbacks(execute=True):
-        replay._run_complete_if_done(run.pk)
+        run_complete_if_done(run.pk)
     run.refresh_from_db()
     assert run.status == ReplayRun.Status.COMPLETED
     assert Migration.objects.get(pk=open_one.pk).refreshed_at is not None

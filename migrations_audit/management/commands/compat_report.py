@@ -23,6 +23,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from migrations_audit.models import Upstream
+from migrations_audit.replay.variants import VariantError, variant_parse
 from migrations_audit.reports.acknowledgements import acknowledgements_expire
 from migrations_audit.reports.build import report_payload
 from migrations_audit.reports.findings import (
@@ -99,8 +100,14 @@ class Command(BaseCommand):
             version_from, version_to = parts
         else:
             version_from, version_to = target.baseline_version, target.target_version
-        known = set(target.versions.values_list("name", flat=True))
-        unknown = [version for version in (version_from, version_to) if version not in known]
+        # A variant (VERSION@MODEL or a saved variant's name) is compared as a version is.
+        known = list(target.versions.values_list("name", flat=True))
+        unknown = []
+        for label in (version_from, version_to):
+            try:
+                variant_parse(label, upstream=target, known_versions=known)
+            except VariantError:
+                unknown.append(label)
         if unknown:
             raise _error(f"Unknown version(s) for {target.slug}: {', '.join(unknown) or '(empty)'}")
         return version_from, version_to

@@ -5,8 +5,9 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from migrations_audit.models import ReplayRun, Upstream
-from migrations_audit.replay import selectors, services
-from migrations_audit.replay.services import ReplayError, selection_parse
+from migrations_audit.replay import runs, selectors
+from migrations_audit.replay.forms import RunForm
+from migrations_audit.replay.runs import ReplayError
 
 
 class Command(BaseCommand):
@@ -14,7 +15,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--upstream", required=True)
-        parser.add_argument("--versions", required=True, help="comma-separated, e.g. 2023-06-01,2026-10-21")
+        parser.add_argument(
+            "--versions",
+            "--variants",
+            dest="versions",
+            required=True,
+            help="comma-separated VERSION[@MODEL] or saved variant names, "
+            "e.g. 2023-06-01,2026-10-21@claude-sonnet-5",
+        )
         parser.add_argument("--client", help="client id")
         parser.add_argument("--endpoint", help='e.g. "POST /v1/messages"')
         parser.add_argument(
@@ -32,19 +40,24 @@ class Command(BaseCommand):
         target = Upstream.objects.filter(slug=upstream).first()
         if target is None:
             raise CommandError(f"No upstream with slug {upstream!r}.")
+        form = RunForm(
+            {
+                **{name: value for name, value in options.items() if name in RunForm.SELECTION},
+                "versions": versions,
+                "noise_sample_rate": noise,
+                "token_budget": budget,
+            }
+        )
+        if not form.is_valid():
+            raise CommandError(form.error_text())
         try:
-            run = services.run_start(
-                upstream=target,
-                versions=[version.strip() for version in versions.split(",") if version.strip()],
-                selection=selection_parse(
-                    {key: value for key, value in options.items() if value is not None}
-                ),
-                noise_sample_rate=noise,
-                token_budget=budget,
-            )
+            run = runs.run_start(upstream=target, **form.run_arguments())
         except ReplayError as error:
             raise CommandError(str(error)) from None
-        self.stdout.write(f"Run {run.pk} started: {run.results.count()} requests.")
+        self.stdout.write(
+            f"Run {run.pk} started: {run.exchanges_prepared} exchanges ready"
+            + ("." if run.prepared_at else ", the rest being prepared in the background.")
+        )
         if not wait:
             return
         while True:
