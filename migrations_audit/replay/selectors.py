@@ -66,7 +66,9 @@ def run_differences_summary(*, run: ReplayRun) -> dict:
     summary = {"breaking": 0, "additive": 0, "noise": 0}
     summary.update({row["classification"]: row["n"] for row in rows})
     summary["unexplained"] = (
-        Difference.objects.filter(run=run, rule__isnull=True, model_rule__isnull=True).exclude(classification="noise").count()
+        Difference.objects.filter(run=run, rule__isnull=True, model_rule__isnull=True)
+        .exclude(classification="noise")
+        .count()
     )
     return summary
 
