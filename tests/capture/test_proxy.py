@@ -313,8 +313,11 @@ def test_a_response_over_the_recording_limit_streams_whole_and_is_stored_truncat
     Upstream.objects.filter(pk=upstream_a.pk).update(base_url=big_upstream["url"])
     port = free_port()
     env = child_env(MIGRATION_AUDIT_RECORD_MAX_BYTES=RECORD_LIMIT)
-    command = ["-m", "uvicorn", "--host", "127.0.0.1", "--no-access-log", "dashboard.asgi:application"]
-    with running([*command, "--port", str(port)], env=env, ready_url=f"http://127.0.0.1:{port}/healthz"):
+    with running(
+        uvicorn_args(PROXY_APP, port, "--no-access-log"),
+        env=env,
+        ready_url=f"http://127.0.0.1:{port}/__audit/healthz",
+    ):
         prefix = f"http://127.0.0.1:{port}/proxy/{upstream_a.slug}"
         headers = {"x-api-key": SECRET_KEY, "anthropic-version": "2023-06-01"}
         plain = httpx.post(prefix + "/v1/messages", json={"m": 1}, headers=headers, timeout=30)

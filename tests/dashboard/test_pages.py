@@ -556,12 +556,14 @@ def test_overview_counts_every_breaking_difference_and_lists_ten(client, alice, 
 def test_overview_names_twenty_affected_clients_and_counts_the_others(client, alice, upstream_a):
     from django.urls import reverse
 
-    from migrations_audit.diff.services import changelog_rules_install
+    from migrations_audit.diff.services import changelog_rules_install, request_findings_check
 
     changelog_rules_install(upstream=upstream_a)
     rejected = b'{"model": "m", "max_tokens": 5, "messages": [], "temperature": 0.5}'
     for index in range(25):
         record(upstream_a, 1, client=f"svc-{index:02d}", body=rejected)
+    # The request check runs after the commit (a task): run it here, as a worker would.
+    request_findings_check(exchange_ids=list(Exchange.objects.values_list("pk", flat=True)))
     client.force_login(alice)
     html = client.get(reverse("migrations_audit:overview", args=[upstream_a.slug])).content.decode()
     html = html.split("Clients affected, on their own evidence", 1)[1].split("</section>", 1)[0]
