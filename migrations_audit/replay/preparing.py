@@ -52,9 +52,12 @@ def chunk_prepare(run: ReplayRun, *, size: int | None = None) -> bool:
     cursor = dict(run.prepare_cursor or {})
     sample = int(run.selection.get("sample") or 0)
     want = min(size, sample - run.exchanges_prepared) if sample else size
-    chunk = list(_after(_unsampled(run), cursor).values_list("pk", "endpoint", "started_at")[: want + 1])
-    more = len(chunk) > want
-    chunk = chunk[:want]
+    if want > 0:
+        chunk = list(_after(_unsampled(run), cursor).values_list("pk", "endpoint", "started_at")[: want + 1])
+        more = len(chunk) > want
+        chunk = chunk[:want]
+    else:
+        chunk, more = [], False  # the sample is complete, however many exchanges are left
     results = _results(run, chunk, cursor)
     if chunk:
         cursor["after"] = [chunk[-1][2].isoformat(), chunk[-1][0]]

@@ -41,7 +41,7 @@ def copies(upstream, count):
     fields = {
         field.attname: getattr(model, field.attname)
         for field in Exchange._meta.concrete_fields
-        if not field.primary_key
+        if not field.primary_key and field.attname != "capture_key"  # a capture key is unique
     }
     Exchange.objects.bulk_create(
         [
@@ -51,6 +51,17 @@ def copies(upstream, count):
         batch_size=2000,
     )
     return count + 1
+
+
+def test_a_sampled_run_is_prepared_once_its_sample_is_complete(upstream_a, settings):
+    """A sample smaller than the selection ends the preparation (it once looped for ever)."""
+    settings.REPLAY_PREPARE_CHUNK = 5
+    copies(upstream_a, 30)
+    run = run_start(upstream=upstream_a, versions=VERSIONS, selection={"sample": "12"}, noise_sample_rate=0)
+    run_prepare(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.prepared_at is not None and (run.exchanges_prepared, run.exchanges_total) == (12, 12)
+    assert ReplayResult.objects.filter(run=run).count() == 12 * len(VERSIONS)
 
 
 def test_a_run_over_40000_exchanges_starts_at_once_and_prepares_in_chunks_under_the_limit(
