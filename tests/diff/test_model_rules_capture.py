@@ -35,7 +35,11 @@ def findings_of(count: int, *, timeout: float = 30) -> list[RequestFinding]:
     raise AssertionError(f"{RequestFinding.objects.count()} findings stored, expected {count}")
 
 
-def test_requests_recorded_by_the_proxy_are_checked_under_the_target_model(proxy, emulator):  # noqa: F811
+def test_requests_recorded_by_the_proxy_are_checked_under_the_target_model(
+    proxy,  # noqa: F811
+    emulator,
+    celery_worker,  # the request check is a task, queued once each recorded batch commits
+):
     upstream = proxy["upstream"]
     Upstream.objects.filter(pk=upstream.pk).update(target_model="claude-sonnet-5")
     headers = {"x-api-key": KEY, "anthropic-version": "2023-06-01", "x-audit-client": "checkout-service"}
