@@ -313,27 +313,15 @@ class ProxyApp:
     async def _forward(self, route: UpstreamRoute, path: str, scope, receive, send):
         started_at = datetime.now(UTC)
         started = time.perf_counter()
-        try:
-            # Refused before anything is read, forwarded or stored: no API client sends such headers.
-            _check_headers(scope["headers"])
-            body = await _read_body(receive, limit=settings.MIGRATION_AUDIT_MAX_BODY_BYTES)
-        except RequestRefused as refusal:
-            await _send_error(send, refusal.status, "request_too_large", str(refusal))
-            return
+        body = await _request_body(scope, receive, send)
         if body is None:
-            return  # the client went away before sending its request
+            return  # refused, or the client went away before sending its request
         query = scope.get("query_string", b"").decode("latin-1")
-        request_headers = _decode_headers(scope["headers"])
-        forwarded = [
-            (name, value) for name, value in request_headers.items() if name not in DROPPED_REQUEST_HEADERS
-        ]
-        forwarded.append(
-            ("via", f"{request_headers['via']}, {self.via}" if "via" in request_headers else self.via)
-        )
         url = upstream_url(route.base_url, path, query)
         if url is None:
             await _send_error(send, 400, "invalid_request_error", "The path does not stay on the upstream.")
             return
+        request_headers = _decode_headers(scope["headers"])
         captured = CapturedExchange(
             method=scope["method"],
             path=path,
@@ -342,10 +330,37 @@ class ProxyApp:
             request_body=body,
             started_at=started_at,
         )
+        opened = await self._open_upstream(
+            route, captured, url, self._forwarded_headers(request_headers), send, started
+        )
+        if opened is None:
+            return
+        response, first_chunk = opened
+        if first_chunk:
+            captured.first_byte_ms = (time.perf_counter() - started) * 1000
+        await self._relay(route, captured, response, first_chunk, receive, send, started)
+
+    def _forwarded_headers(self, request_headers: dict[str, str]) -> list[tuple[str, str]]:
+        forwarded = [
+            (name, value) for name, value in request_headers.items() if name not in DROPPED_REQUEST_HEADERS
+        ]
+        forwarded.append(
+            ("via", f"{request_headers['via']}, {self.via}" if "via" in request_headers else self.via)
+        )
+        return forwarded
+
+    async def _open_upstream(
+        self, route, captured: CapturedExchange, url: str, headers, send, started: float
+    ):
+        """(response, first chunk) from the upstream, or None once the client got a 504 or 502 for it."""
         response = None
         try:
             response = await self.client.request(
-                scope["method"], URL(url, encoded=True), headers=forwarded, data=body, allow_redirects=False
+                captured.method,
+                URL(url, encoded=True),
+                headers=headers,
+                data=captured.request_body,
+                allow_redirects=False,
             )
             # The status is passed on only once the body starts: an upstream that sends its headers
             # and then stalls or hangs up still gets the client a 504 or 502, not a truncated 200.
@@ -357,7 +372,7 @@ class ProxyApp:
             captured.error = f"upstream timed out: {connection_error_text(error)}"
             await _send_error(send, 504, "api_error", "The upstream API did not answer in time.")
             self._record(route, captured, started, status=504)
-            return
+            return None
         except aiohttp.ClientError as error:
             if response is not None:
                 response.close()
@@ -366,21 +381,21 @@ class ProxyApp:
             message = f"The {NOT_ALLOWED}." if refused else "The upstream API could not be reached."
             await _send_error(send, 502, "api_error", message)
             self._record(route, captured, started, status=502)
-            return
-        if first_chunk:
-            captured.first_byte_ms = (time.perf_counter() - started) * 1000
+            return None
+        return response, first_chunk
+
+    async def _relay(
+        self, route, captured: CapturedExchange, response, first_chunk: bytes, receive, send, started
+    ):
+        """Pass the upstream's response on to the client as it comes, keeping a copy to record."""
         captured.status = response.status
-        raw_headers = [
-            (name, value)
-            for name, value in response.raw_headers
-            if name.decode("latin-1").lower() not in DROPPED_RESPONSE_HEADERS
-        ]
-        raw_headers.extend(SECURITY_HEADERS)
         captured.response_headers = _cookies_masked(
             {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in response.raw_headers}
         )
         streamed = is_event_stream(captured.response_headers)
-        await send({"type": "http.response.start", "status": response.status, "headers": raw_headers})
+        await send(
+            {"type": "http.response.start", "status": response.status, "headers": _relayed_headers(response)}
+        )
         kept = _Kept(limit=settings.MIGRATION_AUDIT_RECORD_MAX_BYTES, streamed=streamed)
         disconnected = asyncio.ensure_future(_wait_disconnect(receive)) if streamed else None
         try:
@@ -567,6 +582,27 @@ def _received_path(scope) -> str:
 def _cookies_masked(headers: dict[str, str]) -> dict[str, str]:
     """Headers as recorded: the cookies, dropped on the way, stored masked whatever the settings."""
     return {name: MASK if name in ("cookie", "set-cookie") else value for name, value in headers.items()}
+
+
+async def _request_body(scope, receive, send) -> bytes | None:
+    """The request's body, or None once it was refused (the client got the error) or the client left."""
+    try:
+        # Refused before anything is read, forwarded or stored: no API client sends such headers.
+        _check_headers(scope["headers"])
+        return await _read_body(receive, limit=settings.MIGRATION_AUDIT_MAX_BODY_BYTES)
+    except RequestRefused as refusal:
+        await _send_error(send, refusal.status, "request_too_large", str(refusal))
+        return None
+
+
+def _relayed_headers(response: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:
+    headers = [
+        (name, value)
+        for name, value in response.raw_headers
+        if name.decode("latin-1").lower() not in DROPPED_RESPONSE_HEADERS
+    ]
+    headers.extend(SECURITY_HEADERS)
+    return headers
 
 
 async def _read_body(receive, *, limit: int) -> bytes | None:

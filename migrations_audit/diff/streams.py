@@ -57,12 +57,7 @@ def stream_profile(events: list[dict]) -> StreamProfile:
         obj = cache.get(data)
         if obj is None:
             obj = cache[data] = _parse(data)
-        if name and name != "message":
-            kind = name
-        elif type(obj) is dict and type(obj.get("type")) is str:
-            kind = obj["type"]
-        else:
-            kind = "message"
+        kind = _event_kind(name, obj)
         if kind == "ping":
             pass  # keep-alives are named in either framing; they say nothing about it
         elif name:
@@ -77,9 +72,29 @@ def stream_profile(events: list[dict]) -> StreamProfile:
             by_type[kind] = [obj]
         else:
             objs.append(obj)
-    framing = NAMED if not unnamed else DATA_ONLY if not named else MIXED
+    text_field, text_mode, text = _texts(by_type)
+    return StreamProfile(
+        _framing(named, unnamed, bool(events)), done, by_type, error, text_field, text_mode, text
+    )
+
+
+def _event_kind(name: str | None, obj) -> str:
+    """The event's type: its SSE name, else the `type` of its JSON data, else "message"."""
+    if name and name != "message":
+        return name
+    if type(obj) is dict and type(obj.get("type")) is str:
+        return obj["type"]
+    return "message"
+
+
+def _framing(named: int, unnamed: int, any_event: bool) -> str:
     if not named and not unnamed:
-        framing = NAMED if events else DATA_ONLY
+        return NAMED if any_event else DATA_ONLY
+    return NAMED if not unnamed else DATA_ONLY if not named else MIXED
+
+
+def _texts(by_type: dict[str, list]) -> tuple[dict[str, tuple[str, ...]], dict[str, str], str]:
+    """Per event type carrying text, its text field and mode; and the whole reassembled text."""
     text_field: dict[str, tuple[str, ...]] = {}
     text_mode: dict[str, str] = {}
     texts = []
@@ -91,7 +106,7 @@ def stream_profile(events: list[dict]) -> StreamProfile:
         text_field[kind] = field
         text_mode[kind] = mode
         texts.append(text)
-    return StreamProfile(framing, done, by_type, error, text_field, text_mode, "".join(texts))
+    return text_field, text_mode, "".join(texts)
 
 
 _scan = json.JSONDecoder().scan_once
@@ -183,6 +198,22 @@ def reassemble(pieces: list[str], mode: str) -> str:
 def stream_diff(events_a: list[dict], events_b: list[dict]) -> list[Change]:
     a = stream_profile(events_a)
     b = stream_profile(events_b)
+    out = _outline_changes(a, b)
+    _align(a, b)
+    _align(b, a)
+    out.extend(_event_type_changes(a.by_type, b.by_type))
+    reported: set[tuple[str, str]] = set()
+    for kind, objs_a in a.by_type.items():
+        objs_b = b.by_type.get(kind)
+        if objs_b:
+            _event_changes(kind, a, b, objs_a, objs_b, out, reported)
+    if a.text != b.text and (a.text_field or b.text_field):
+        out.append(Change("reassembled_text_changed", "stream:text", a.text, b.text))
+    return out
+
+
+def _outline_changes(a: StreamProfile, b: StreamProfile) -> list[Change]:
+    """Changes of the stream as a whole: its framing, the [DONE] marker, whether it ends in an error."""
     out: list[Change] = []
     if a.framing != b.framing:
         out.append(Change("stream_framing_changed", "stream:framing", a.framing, b.framing))
@@ -192,51 +223,54 @@ def stream_diff(events_a: list[dict], events_b: list[dict]) -> list[Change]:
         out.append(Change("done_marker_added", "stream:[DONE]", None, "[DONE]"))
     if (a.error is None) != (b.error is None):
         out.append(Change("outcome_changed", "stream:error", a.error, b.error))
-
-    _align(a, b)
-    _align(b, a)
-    types_a = a.by_type
-    types_b = b.by_type
-    for kind in types_a:
-        if kind not in types_b:
-            out.append(Change("event_type_removed", f"stream:{kind}", kind, None))
-    for kind in types_b:
-        if kind not in types_a:
-            out.append(Change("event_type_added", f"stream:{kind}", None, kind))
-
-    reported: set[tuple[str, str]] = set()
-    for kind, objs_a in types_a.items():
-        objs_b = types_b.get(kind)
-        if not objs_b:
-            continue
-        prefix = f"stream:{kind}"
-        text_field = a.text_field.get(kind) or b.text_field.get(kind)
-        text_path = prefix + "/" + "/".join(text_field) if text_field else None
-        mode_a = a.text_mode.get(kind, UNDETERMINED)
-        mode_b = b.text_mode.get(kind, UNDETERMINED)
-        if UNDETERMINED not in (mode_a, mode_b) and mode_a != mode_b:
-            out.append(Change("text_mode_changed", text_path, mode_a, mode_b))
-        shapes = set()
-        last = min(len(objs_a), len(objs_b)) - 1
-        for obj_a, obj_b in zip(objs_a[:last], objs_b[:last], strict=True):
-            if type(obj_a) is dict and type(obj_b) is dict:
-                shape = (tuple(obj_a), tuple(obj_b))
-            else:
-                shape = (type(obj_a), type(obj_b))
-            if shape in shapes:
-                continue
-            shapes.add(shape)
-            for change in json_diff(obj_a, obj_b, prefix=prefix):
-                if change.kind in _STRUCTURAL:
-                    _add(out, reported, change)
-        # The last event of each type carries the final state (stop_reason, usage): all of it counts.
-        for change in json_diff(objs_a[-1], objs_b[-1], prefix=prefix):
-            if change.path == text_path and change.kind == "value_changed":
-                continue  # compared once, as reassembled text
-            _add(out, reported, change)
-    if a.text != b.text and (a.text_field or b.text_field):
-        out.append(Change("reassembled_text_changed", "stream:text", a.text, b.text))
     return out
+
+
+def _event_type_changes(types_a: dict[str, list], types_b: dict[str, list]) -> list[Change]:
+    out = [
+        Change("event_type_removed", f"stream:{kind}", kind, None) for kind in types_a if kind not in types_b
+    ]
+    out.extend(
+        Change("event_type_added", f"stream:{kind}", None, kind) for kind in types_b if kind not in types_a
+    )
+    return out
+
+
+def _event_changes(
+    kind: str, a: StreamProfile, b: StreamProfile, objs_a: list, objs_b: list, out: list, reported: set
+) -> None:
+    """The changes of one event type present in both streams: its text mode, the shape of its events,
+    and everything in its last event."""
+    prefix = f"stream:{kind}"
+    text_field = a.text_field.get(kind) or b.text_field.get(kind)
+    text_path = prefix + "/" + "/".join(text_field) if text_field else None
+    mode_a = a.text_mode.get(kind, UNDETERMINED)
+    mode_b = b.text_mode.get(kind, UNDETERMINED)
+    if UNDETERMINED not in (mode_a, mode_b) and mode_a != mode_b:
+        out.append(Change("text_mode_changed", text_path, mode_a, mode_b))
+    _shape_changes(prefix, objs_a, objs_b, out, reported)
+    # The last event of each type carries the final state (stop_reason, usage): all of it counts.
+    for change in json_diff(objs_a[-1], objs_b[-1], prefix=prefix):
+        if change.path == text_path and change.kind == "value_changed":
+            continue  # compared once, as reassembled text
+        _add(out, reported, change)
+
+
+def _shape_changes(prefix: str, objs_a: list, objs_b: list, out: list, reported: set) -> None:
+    """Structural changes of the events before the last, each pair of shapes diffed once."""
+    shapes = set()
+    last = min(len(objs_a), len(objs_b)) - 1
+    for obj_a, obj_b in zip(objs_a[:last], objs_b[:last], strict=True):
+        if type(obj_a) is dict and type(obj_b) is dict:
+            shape = (tuple(obj_a), tuple(obj_b))
+        else:
+            shape = (type(obj_a), type(obj_b))
+        if shape in shapes:
+            continue
+        shapes.add(shape)
+        for change in json_diff(obj_a, obj_b, prefix=prefix):
+            if change.kind in _STRUCTURAL:
+                _add(out, reported, change)
 
 
 def _add(out: list, reported: set, change: Change) -> None:

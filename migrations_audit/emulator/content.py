@@ -50,20 +50,25 @@ def schema_instance(schema, *, root=None, depth: int = 0):
         if schema.get(key):
             return schema_instance(schema[key][0], root=root, depth=depth + 1)
     if schema.get("allOf"):
-        merged = {k: v for k, v in schema.items() if k != "allOf"}
-        for part in schema["allOf"]:
-            part = _follow_ref(root, part["$ref"]) if isinstance(part, dict) and "$ref" in part else part
-            if isinstance(part, dict):
-                merged["properties"] = {**merged.get("properties", {}), **part.get("properties", {})}
-                merged["required"] = [*merged.get("required", []), *part.get("required", [])]
-                merged.setdefault("type", part.get("type"))
-        return schema_instance(merged, root=root, depth=depth + 1)
+        return schema_instance(_all_of_merged(schema, root), root=root, depth=depth + 1)
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
     if kind is None:
         kind = "object" if "properties" in schema else ("array" if "items" in schema else "string")
     return _instance_of_type(kind, schema, root, depth)
+
+
+def _all_of_merged(schema: dict, root) -> dict:
+    """The schema with its `allOf` parts merged in: their properties, required names and type."""
+    merged = {k: v for k, v in schema.items() if k != "allOf"}
+    for part in schema["allOf"]:
+        part = _follow_ref(root, part["$ref"]) if isinstance(part, dict) and "$ref" in part else part
+        if isinstance(part, dict):
+            merged["properties"] = {**merged.get("properties", {}), **part.get("properties", {})}
+            merged["required"] = [*merged.get("required", []), *part.get("required", [])]
+            merged.setdefault("type", part.get("type"))
+    return merged
 
 
 def _instance_of_type(kind, schema, root, depth):

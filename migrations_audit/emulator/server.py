@@ -70,6 +70,20 @@ class Stats:
         }
 
 
+async def _send_whole(response, send) -> None:
+    """A response that is not streamed, or its first half when a dropped connection is emulated."""
+    if response.drop_after is not None:
+        await send(
+            {
+                "type": "http.response.body",
+                "body": response.body[: len(response.body) // 2],
+                "more_body": True,
+            }
+        )
+        raise DroppedConnection("emulated connection drop")
+    await send({"type": "http.response.body", "body": response.body})
+
+
 class EmulatorApp:
     def __init__(self, options: ServerOptions | None = None):
         self.options = options or ServerOptions()
@@ -127,18 +141,12 @@ class EmulatorApp:
         )
         if first_delay:
             await asyncio.sleep(first_delay / 1000)
-        if not response.streamed:
-            if response.drop_after is not None:
-                await send(
-                    {
-                        "type": "http.response.body",
-                        "body": response.body[: len(response.body) // 2],
-                        "more_body": True,
-                    }
-                )
-                raise DroppedConnection("emulated connection drop")
-            await send({"type": "http.response.body", "body": response.body})
-            return
+        if response.streamed:
+            await self._send_events(response, event_delay, receive, send)
+        else:
+            await _send_whole(response, send)
+
+    async def _send_events(self, response, event_delay: float, receive, send) -> None:
         # A slow stream stops when its client leaves, as the real API stops generating; without a
         # delay the stream is over before a watcher would notice, so none is started.
         left = asyncio.ensure_future(_disconnected(receive)) if event_delay else None

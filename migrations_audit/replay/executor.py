@@ -49,13 +49,7 @@ def results_execute(*, result_ids: list[int]) -> None:
         return
     upstream = run.upstream
     variants = {label: run_variant(run, label) for label in {r.version for r in results}}
-    now = timezone.now()
-    ready = [r for r in results if not (r.not_before and r.not_before > now)]
-    later = [r for r in results if r.not_before and r.not_before > now]
-    if later:
-        # Not yet: the retry's backoff (or retry-after) has not passed.
-        wait = min((r.not_before - now).total_seconds() for r in later)
-        queue([r.pk for r in later], countdown=wait)
+    ready = _due_now(results)
     # In quarters at least, so that sending one overlaps with recording the one before.
     most = min(ratelimit.batch_size(upstream=upstream, max_wait=SHORT_WAIT), max(1, -(-len(ready) // 4)))
     try:
@@ -87,23 +81,11 @@ def results_execute(*, result_ids: list[int]) -> None:
                     ready = []
         started = None
         if claimed:
-            reservation = ratelimit.rate_reserve(upstream=upstream, count=len(claimed), max_wait=SHORT_WAIT)
-            if not reservation.granted:
-                release(claimed)
-                requeue(ready, wait=reservation.wait_seconds)
-                ready, claimed = [], []
+            started, wait = _start_sending(upstream, claimed, variants, key)
+            if started is None:
+                requeue(ready, wait=wait)  # the claimed ones too: they were released
+                ready = []
             else:
-                requests = [
-                    ReplayRequest(
-                        result.exchange.method,
-                        *_request_for(result.exchange, upstream, variants[result.version], key),
-                        start_after=reservation.start_after(index),
-                    )
-                    for index, result in enumerate(claimed)
-                ]
-                for result, request in zip(claimed, requests, strict=True):
-                    result.model = body_model(request.body)
-                started = (claimed, _sender.submit(requests))
                 claimed_ids = {result.pk for result in claimed}
                 ready = [result for result in ready if result.pk not in claimed_ids]
         if sending:
@@ -111,6 +93,40 @@ def results_execute(*, result_ids: list[int]) -> None:
         sending = started
     exchanges_finished(run.pk, {result.exchange_id for result in results}, held=held)
     run_complete_if_done(run.pk)
+
+
+def _due_now(results: list[ReplayResult]) -> list[ReplayResult]:
+    """The results that may be sent now; the others are queued for when their wait is over."""
+    now = timezone.now()
+    ready = [r for r in results if not (r.not_before and r.not_before > now)]
+    later = [r for r in results if r.not_before and r.not_before > now]
+    if later:
+        # Not yet: the retry's backoff (or retry-after) has not passed.
+        wait = min((r.not_before - now).total_seconds() for r in later)
+        queue([r.pk for r in later], countdown=wait)
+    return ready
+
+
+def _start_sending(
+    upstream: Upstream, claimed: list[ReplayResult], variants: dict[str, Variant], key: str
+) -> tuple[tuple[list[ReplayResult], concurrent.futures.Future] | None, float]:
+    """Reserve the rate for the claimed results and submit their requests: ((claimed, future), 0), or
+    (None, seconds to wait) with the claimed results released when the rate limit allows none now."""
+    reservation = ratelimit.rate_reserve(upstream=upstream, count=len(claimed), max_wait=SHORT_WAIT)
+    if not reservation.granted:
+        release(claimed)
+        return None, reservation.wait_seconds
+    requests = [
+        ReplayRequest(
+            result.exchange.method,
+            *_request_for(result.exchange, upstream, variants[result.version], key),
+            start_after=reservation.start_after(index),
+        )
+        for index, result in enumerate(claimed)
+    ]
+    for result, request in zip(claimed, requests, strict=True):
+        result.model = body_model(request.body)
+    return (claimed, _sender.submit(requests)), 0.0
 
 
 _sender = Sender()

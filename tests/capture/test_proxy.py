@@ -14,6 +14,7 @@ from migrations_audit.models import Exchange, Upstream
 from tests.conftest import child_env
 from tests.support.sdk import run_sdk
 from tests.support.servers import PROXY_APP, free_port, running, uvicorn_args
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.slow]
 
@@ -179,12 +180,20 @@ def test_the_first_event_is_forwarded_before_the_upstream_sends_its_last(proxy):
 
 def test_upstream_down_gives_502_in_the_api_error_shape(proxy):
     Upstream.objects.filter(pk=proxy["upstream"].pk).update(base_url=f"http://127.0.0.1:{free_port()}")
-    time.sleep(5.5)  # the proxy caches an upstream's settings for 5 s
-    response = httpx.post(proxy["prefix"] + "/v1/messages", json={}, headers={"x-api-key": SECRET_KEY})
-    assert response.status_code == 502
+
+    def answered_by_the_new_address():
+        response = httpx.post(proxy["prefix"] + "/v1/messages", json={}, headers={"x-api-key": SECRET_KEY})
+        return response if response.status_code == 502 else None
+
+    # The proxy caches an upstream's settings for 5 s: until then it still forwards to the old address.
+    response = wait_until(
+        answered_by_the_new_address, timeout=30, interval=0.5, message="the proxy to read the new base URL"
+    )
     assert response.json()["error"]["type"] == "api_error"
-    exchange = recorded(1)[0]
-    assert exchange.status == 502 and "unreachable" in exchange.error
+    exchange = wait_until(
+        lambda: Exchange.objects.filter(status=502).first(), message="the 502 exchange to be recorded"
+    )
+    assert "unreachable" in exchange.error
 
 
 def test_unknown_upstream_is_404(proxy):
@@ -239,24 +248,34 @@ def test_a_body_over_the_limit_is_refused_without_reaching_the_upstream(proxy):
     assert response.json()["error"]["type"] == "request_too_large"
 
 
-def test_recording_can_be_sampled_or_paused_per_upstream(proxy):
+def recorded_up_to_now(proxy, other) -> None:
+    """Send one call through an upstream that records everything (`other`: nothing listens at its
+    address, so it is answered 502 and recorded) and wait until it is stored. The recorder writes
+    in order, so by then every call before it that was to be recorded is stored too."""
+    response = httpx.post(f"{proxy['root']}/proxy/{other.slug}/v1/complete", json={})
+    assert response.status_code == 502
+    wait_until(
+        lambda: Exchange.objects.filter(upstream=other).exists(), message="the later call to be recorded"
+    )
+
+
+def test_recording_can_be_sampled_or_paused_per_upstream(proxy, upstream_b):
     Upstream.objects.filter(pk=proxy["upstream"].pk).update(record_one_in=3)
     body = {"model": "claude-2.1", "prompt": "\n\nHuman: hi\n\nAssistant:", "max_tokens_to_sample": 5}
     headers = {"x-api-key": SECRET_KEY, "anthropic-version": "2023-06-01"}
     for _ in range(6):
         assert httpx.post(proxy["prefix"] + "/v1/complete", json=body, headers=headers).status_code == 200
-    assert len(recorded(2)) == 2
-    time.sleep(1)
-    assert Exchange.objects.count() == 2, "one in three recorded"
+    recorded_up_to_now(proxy, upstream_b)
+    assert Exchange.objects.filter(upstream=proxy["upstream"]).count() == 2, "one in three recorded"
 
 
-def test_a_paused_upstream_is_proxied_but_not_recorded(proxy):
+def test_a_paused_upstream_is_proxied_but_not_recorded(proxy, upstream_b):
     Upstream.objects.filter(pk=proxy["upstream"].pk).update(recording_paused=True)
     body = {"model": "claude-2.1", "prompt": "\n\nHuman: hi\n\nAssistant:", "max_tokens_to_sample": 5}
     headers = {"x-api-key": SECRET_KEY, "anthropic-version": "2023-06-01"}
     assert httpx.post(proxy["prefix"] + "/v1/complete", json=body, headers=headers).status_code == 200
-    time.sleep(1.5)
-    assert not Exchange.objects.exists()
+    recorded_up_to_now(proxy, upstream_b)
+    assert not Exchange.objects.filter(upstream=proxy["upstream"]).exists()
 
 
 RECORD_LIMIT = 64 * 1024

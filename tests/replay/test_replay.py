@@ -21,6 +21,7 @@ from migrations_audit.secrets import MASK
 from tests.conftest import child_env
 from tests.support.servers import PROJECT_ROOT
 from tests.support.upstream import fixed_upstream
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 FAST = {"REPLAY_BACKOFF_MS": 100, "REPLAY_MAX_TRIES": 3, "REPLAY_LEASE_SECONDS": 5}
@@ -123,12 +124,36 @@ def test_cancel_stops_new_requests_and_resume_finishes(worker, emulator, upstrea
     upstream = on_emulator(upstream_a, emulator, rate_limit_rps=5, rate_limit_concurrency=1)
     record(upstream, 20)
     run = run_start(upstream=upstream, versions=["2023-06-01"], selection={}, noise_sample_rate=0)
-    time.sleep(1.5)
+    wait_until(
+        lambda: ReplayResult.objects.filter(run=run, state="done").exists(),
+        timeout=60,
+        message="the run's first result",
+    )
     assert run_cancel(run=run)
-    time.sleep(1.0)  # in-flight requests finish
+    wait_until(
+        lambda: not ReplayResult.objects.filter(run=run, state="running").exists(),
+        timeout=30,
+        message="the requests in flight when the run was cancelled to finish",
+    )
     seen = httpx.get(f"{emulator}/_emulator/stats").json()["requests"]
-    time.sleep(1.5)
-    assert httpx.get(f"{emulator}/_emulator/stats").json()["requests"] == seen, "nothing new after cancel"
+    # A run started after the cancel is worked on after the cancelled run's queued batches: once it
+    # has finished, the worker has been through them, and any request they sent has been counted.
+    later = services.upstream_create(
+        team=upstream.team,
+        name="Later",
+        slug="later",
+        base_url=emulator,
+        baseline_version="2023-06-01",
+        target_version="2026-10-21",
+        replay_key="sk-ant-later",
+    )
+    record(later)
+    later_run = finish(run_start(upstream=later, versions=["2023-06-01"], selection={}, noise_sample_rate=0))
+    sent_later = ReplayAttempt.objects.filter(result__run=later_run).count()
+    assert sent_later >= 1
+    assert httpx.get(f"{emulator}/_emulator/stats").json()["requests"] == seen + sent_later, (
+        "nothing new after cancel"
+    )
     assert ReplayResult.objects.filter(run=run, state="pending").exists()
     assert run_resume(run=run)
     finish(run)

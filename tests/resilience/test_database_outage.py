@@ -25,6 +25,7 @@ from django.db.models import Sum
 from migrations_audit.models import Exchange, RecorderTotals, Upstream
 from tests.conftest import child_env, database_url_for_subprocess
 from tests.support.servers import PROXY_APP, TcpForwarder, free_port, running, uvicorn_args
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.slow]
 
@@ -143,7 +144,7 @@ class Traffic:
                 except httpx.HTTPError as error:
                     outcome = f"{type(error).__name__}: {error}"
                 self.answers.append((sent_at, outcome))
-                time.sleep(0.02)
+                time.sleep(0.02)  # the clients' pace: steady traffic, not a flood of the shared CPU
 
     def failures(self) -> list[str]:
         return [outcome for _, outcome in self.answers if outcome != "ok"]
@@ -154,13 +155,21 @@ class Traffic:
 
 def through_an_outage(outage, base_url: str, *, seconds: float) -> tuple[Traffic, float, float]:
     with Traffic(f"{base_url}/proxy/anthropic") as traffic:
-        time.sleep(1.5)  # settings cached, a few batches written: the proxy is in its steady state
+        # Settings cached, a few batches written: the proxy is in its steady state.
+        wait_until(
+            lambda: Exchange.objects.count() >= 10, timeout=60, interval=0.1, message="calls recorded before"
+        )
         began = time.time()
         outage.begin()
-        time.sleep(seconds)
+        time.sleep(seconds)  # the scenario itself: the database is away this long
         outage.end()
         ended = time.time()
-        time.sleep(1.5)
+        wait_until(
+            lambda: traffic.sent_between(ended, float("inf")) >= 10,
+            timeout=60,
+            interval=0.1,
+            message="calls answered after the outage",
+        )
     return traffic, began, ended
 
 

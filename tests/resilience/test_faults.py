@@ -3,9 +3,9 @@ The run completes with every result stored exactly once."""
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -15,6 +15,7 @@ from migrations_audit.capture.services import exchanges_record
 from migrations_audit.models import ReplayResult, ReplayRun, Upstream
 from tests.conftest import WorkerProcess, beat_start, child_env
 from tests.support.servers import PROJECT_ROOT, free_port, stop
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -49,13 +50,13 @@ def record(upstream, count):
     )
 
 
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out: {what}")
+def redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
 
 
 def done(run_id) -> int:
@@ -88,13 +89,18 @@ def test_a_run_completes_though_its_worker_is_killed_twice(transactional_db, emu
             upstream=upstream_a, versions=["2023-06-01", "2026-10-21"], selection={}, noise_sample_rate=0
         )
         total = run.results.count()
-        wait_until(lambda: done(run.pk) >= 10, 60, "first results")
+        wait_until(lambda: done(run.pk) >= 10, timeout=60, interval=0.3, message="first results")
         first.kill()
         second = WorkerProcess(tmp_path, env=FAST_RECOVERY).start()
-        wait_until(lambda: done(run.pk) >= total // 2, 90, "half the results")
+        wait_until(lambda: done(run.pk) >= total // 2, timeout=90, interval=0.3, message="half the results")
         second.kill()
         third = WorkerProcess(tmp_path, env=FAST_RECOVERY).start()
-        wait_until(lambda: not ReplayRun.objects.get(pk=run.pk).is_active, 120, "the run to finish")
+        wait_until(
+            lambda: not ReplayRun.objects.get(pk=run.pk).is_active,
+            timeout=120,
+            interval=0.3,
+            message="the run to finish",
+        )
         third.stop()
     finally:
         stop(scheduler)
@@ -124,7 +130,7 @@ def test_a_run_completes_though_its_broker_restarts(transactional_db, emulator, 
     redis = subprocess.Popen(redis_args, stdout=subprocess.DEVNULL, start_new_session=True)
     scheduler = None
     try:
-        time.sleep(0.5)
+        wait_until(lambda: redis_answers(port), timeout=30, message="redis to start")
         worker = WorkerProcess(tmp_path, env=broker).start()
         scheduler = beat_start(tmp_path, **broker)
         subprocess.run(
@@ -145,11 +151,23 @@ def test_a_run_completes_though_its_broker_restarts(transactional_db, emulator, 
             capture_output=True,
         )
         run = ReplayRun.objects.get()
-        wait_until(lambda: done(run.pk) >= 5, 60, "first results")
+        wait_until(lambda: done(run.pk) >= 5, timeout=60, interval=0.3, message="first results")
         stop(redis)  # every queued message is lost with it: nothing is persisted
-        time.sleep(2)
+        # The broker stays away until the worker has noticed: it must reconnect, and the queued
+        # messages are gone.
+        wait_until(
+            lambda: "Connection to broker lost" in worker.log,
+            timeout=60,
+            interval=0.2,
+            message="the worker to notice that the broker is gone",
+        )
         redis = subprocess.Popen(redis_args, stdout=subprocess.DEVNULL, start_new_session=True)
-        wait_until(lambda: not ReplayRun.objects.get(pk=run.pk).is_active, 150, "the run to finish")
+        wait_until(
+            lambda: not ReplayRun.objects.get(pk=run.pk).is_active,
+            timeout=150,
+            interval=0.3,
+            message="the run to finish",
+        )
         worker.stop()
     finally:
         if scheduler is not None:

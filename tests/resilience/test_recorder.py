@@ -10,6 +10,7 @@ from django.db import OperationalError
 
 from migrations_audit.capture import proxy
 from migrations_audit.capture.recording import CapturedExchange
+from tests.support.waiting import async_wait_until
 
 
 def captured(n: int) -> CapturedExchange:
@@ -33,10 +34,11 @@ def run(coroutine):
 @pytest.fixture
 def store(monkeypatch):
     """A store that fails while `down` is set, like a database restarting."""
-    state = {"down": True, "written": []}
+    state = {"down": True, "written": [], "refused": 0}
 
     def fake_store(by_upstream):
         if state["down"]:
+            state["refused"] += 1
             raise OperationalError("database unavailable")
         for items in by_upstream.values():
             state["written"].extend(items)
@@ -51,7 +53,9 @@ def test_exchanges_recorded_while_the_database_is_down_are_written_when_it_is_ba
         recorder = proxy.Recorder()
         for n in range(10):
             recorder.submit(1, captured(n))  # returns at once: the client never waits
-        await asyncio.sleep(0.12)
+        await async_wait_until(
+            lambda: store["refused"] >= 1, message="a write refused while the database is down"
+        )
         assert store["written"] == []
         assert recorder.counts()["pending"] == 10, "queued or being written: none unaccounted for"
         store["down"] = False
