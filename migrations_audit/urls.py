@@ -9,6 +9,7 @@ urlpatterns = [
     path("u/<slug:slug>/", pages.overview, name="overview"),
     path("u/<slug:slug>/traffic/", pages.traffic, name="traffic"),
     path("u/<slug:slug>/traffic/<int:exchange_id>/", pages.exchange_detail, name="exchange"),
+    path("u/<slug:slug>/traffic/<int:exchange_id>/body/", pages.exchange_body, name="exchange_body"),
     path("u/<slug:slug>/runs/", pages.runs, name="runs"),
     path("u/<slug:slug>/runs/new/", replay.run_start, name="run_start"),
     path("u/<slug:slug>/variants/", replay.variant_save, name="variant_save"),

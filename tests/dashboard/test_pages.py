@@ -568,3 +568,34 @@ def test_overview_names_twenty_affected_clients_and_counts_the_others(client, al
     assert html.count(">svc-") == 20
     assert ">svc-00<" in html and ">svc-19<" in html and ">svc-20<" not in html
     assert "and 5 more on the Clients page" in html
+
+
+def test_a_ten_megabyte_body_shows_its_head_its_size_and_downloads_whole(
+    client, alice, bob, charlie, upstream_a
+):
+    from django.urls import reverse
+
+    record(upstream_a, 1)
+    exchange = Exchange.objects.get()
+    items = ",".join(f'{{"n": {index}, "text": "{"x" * 80}"}}' for index in range(120_000))
+    big = f'{{"id": "msg_big", "content": [{items}]}}'.encode()[: 10 * 1024 * 1024 - 2] + b"]}"
+    assert len(big) == 10 * 1024 * 1024
+    Exchange.objects.filter(pk=exchange.pk).update(response_body=big)
+    client.force_login(alice)
+    page = client.get(
+        reverse("migrations_audit:exchange", args=[upstream_a.slug, exchange.pk])
+    ).content.decode()
+    assert "10.0\xa0MB in all: the first 256.0\xa0KB shown" in page
+    assert "{&quot;id&quot;: &quot;msg_big&quot;, &quot;content&quot;: [{&quot;n&quot;: 0" in page
+    download = reverse("migrations_audit:exchange_body", args=[upstream_a.slug, exchange.pk])
+    assert f'href="{download}?part=response" download' in page
+    response = client.get(download, {"part": "response"})
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == f'attachment; filename="exchange-{exchange.pk}-response.body"'
+    assert response.content == big
+    assert client.get(download, {"part": "request"}).content == bytes(exchange.request_body)
+    assert client.get(download, {"part": "secret"}).status_code == 404
+    client.force_login(bob)  # a viewer reads what the page shows
+    assert client.get(download, {"part": "response"}).content == big
+    client.force_login(charlie)
+    assert client.get(download, {"part": "response"}).status_code == 404
