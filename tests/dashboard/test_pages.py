@@ -599,3 +599,26 @@ def test_a_ten_megabyte_body_shows_its_head_its_size_and_downloads_whole(
     assert client.get(download, {"part": "response"}).content == big
     client.force_login(charlie)
     assert client.get(download, {"part": "response"}).status_code == 404
+
+
+def test_a_queued_har_import_shows_its_place_and_whether_a_worker_is_alive(client, alice, upstream_a):
+    from django.utils import timezone
+
+    from migrations_audit.models import HarImport, WorkerHeartbeat
+
+    def job(state):
+        return HarImport.objects.create(upstream=upstream_a, filename="t.har", stored_path="/x", state=state)
+
+    job("done")
+    job("running")
+    job("queued")
+    mine = job("queued")
+    client.force_login(alice)
+    url = f"/u/{upstream_a.slug}/import/{mine.pk}/"
+    page = client.get(url).content.decode()
+    assert "Waiting in the queue: 2 imports queued before it are not finished yet." in page
+    assert "No worker is running." in page
+    WorkerHeartbeat.objects.create(hostname="w1", seen_at=timezone.now())
+    HarImport.objects.exclude(pk=mine.pk).update(state="done")
+    partial = client.get(url, headers={"HX-Request": "true"}).content.decode()
+    assert "Next in the queue" in partial and "No worker is running." not in partial
