@@ -622,3 +622,24 @@ def test_a_queued_har_import_shows_its_place_and_whether_a_worker_is_alive(clien
     HarImport.objects.exclude(pk=mine.pk).update(state="done")
     partial = client.get(url, headers={"HX-Request": "true"}).content.decode()
     assert "Next in the queue" in partial and "No worker is running." not in partial
+
+
+def test_every_time_shown_says_its_zone():
+    """Each template formats a time of day with its zone (T), so no page shows a bare "10:00"."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    bare = []
+    for template in [*root.glob("migrations_audit/templates/**/*.html"), *root.glob("templates/**/*.html")]:
+        for format_ in re.findall(r'date:"([^"]*)"', template.read_text()):
+            if "H:i" in format_ and not format_.endswith(" T"):
+                line = next(line for line in template.read_text().splitlines() if f'date:"{format_}"' in line)
+                if "UTC" not in line.split(f'date:"{format_}"', 1)[1][:12]:
+                    bare.append(f"{template.name}: {format_}")
+    assert bare == []
+
+
+def test_the_traffic_page_names_the_zone_of_its_times(client, alice, traffic):
+    client.force_login(alice)
+    assert "2026-11-01 00:00:00 UTC" in client.get(f"/u/{traffic.slug}/traffic/").content.decode()
