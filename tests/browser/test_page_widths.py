@@ -6,6 +6,8 @@ from datetime import UTC, date, datetime
 import pytest
 from django.urls import reverse
 
+from migrations_audit.capture.recording import CapturedExchange
+from migrations_audit.capture.services import exchanges_record
 from migrations_audit.demo_traffic import demo_traffic_record
 from migrations_audit.models import (
     ChangelogRule,
@@ -36,6 +38,26 @@ def page(chromium, live_server):
 def demo(upstream_a, alice):
     """The demo's traffic, a finished run with long differences, a migration, a report and an import."""
     demo_traffic_record(upstream=upstream_a)
+    # Long names without spaces, as real traffic has them: tables must wrap or cut, never widen the page.
+    exchanges_record(
+        upstream=upstream_a,
+        source="proxy",
+        captured=[
+            CapturedExchange(
+                method="POST",
+                path="/v1/messages/batches/msgbatch_01HkcTjaV5uDC8jWR4ZsDV8d_with_a_long_identifier/results",
+                request_headers={
+                    "x-audit-client": "nightly-summariser-for-the-enterprise-customer-success-dashboards-v2",
+                    "anthropic-version": "2023-06-01",
+                },
+                request_body=b'{"model": "claude-3-5-sonnet-20241022"}',
+                started_at=datetime(2026, 11, 20, tzinfo=UTC),
+                status=200,
+                response_body=b'{"id": "' + b"x" * 400 + b'"}',
+            )
+            for _ in range(60)
+        ],
+    )
     run = ReplayRun.objects.create(
         upstream=upstream_a,
         versions=["2023-06-01", "2026-10-21"],
