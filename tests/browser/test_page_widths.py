@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from migrations_audit.capture.recording import CapturedExchange
 from migrations_audit.capture.services import exchanges_record
@@ -20,6 +21,8 @@ from migrations_audit.models import (
 )
 from migrations_audit.reports import services as report_services
 from migrations_audit.tracking.services import migration_refresh
+from tests.conftest import child_env
+from tests.support.servers import DASHBOARD_APP, free_port, running, uvicorn_args
 
 pytestmark = pytest.mark.browser
 
@@ -27,8 +30,24 @@ WIDTH = 1400
 
 
 @pytest.fixture
-def page(chromium, live_server):
-    context = chromium.new_context(viewport={"width": WIDTH, "height": 900}, base_url=live_server.url)
+def web(transactional_db, tmp_path):
+    """The dashboard as production serves it: uvicorn in its own process, on a free loopback port."""
+    port = free_port()
+    with (
+        open(tmp_path / "web.log", "w") as log,
+        running(
+            uvicorn_args(DASHBOARD_APP, port),
+            env=child_env(),
+            log=log,
+            ready_url=f"http://127.0.0.1:{port}/healthz",
+        ),
+    ):
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def page(chromium, web):
+    context = chromium.new_context(viewport={"width": WIDTH, "height": 900}, base_url=web)
     page = context.new_page()
     yield page
     context.close()
@@ -116,8 +135,25 @@ def demo(upstream_a, alice):
         error="this is not a HAR file (HAR is JSON exported by a browser or a proxy): it is not valid JSON; "
         "nothing was imported",
     )
+    queued = HarImport.objects.create(upstream=upstream_a, filename="waiting.har", stored_path="/nonexistent")
+    waiting = report_services.definition_save(
+        definition=ReportDefinition(
+            team=upstream_a.team,
+            upstream=upstream_a,
+            name="Run now, waiting",
+            version_from="2023-06-01",
+            version_to="2026-10-21",
+            interval_seconds=3600,
+        )
+    )
+    ReportDefinition.objects.filter(pk=waiting.pk).update(last_run_at=timezone.now())
+    big = Exchange.objects.order_by("pk").last()
+    Exchange.objects.filter(pk=big.pk).update(response_body=b'{"text": "' + b"long line " * 300_000 + b'"}')
     slug = upstream_a.slug
     return {
+        "exchange-big-body": reverse("migrations_audit:exchange", args=[slug, big.pk]),
+        "har-import-queued": reverse("migrations_audit:har_import", args=[slug, queued.pk]),
+        "report-waiting": reverse("migrations_audit:report", args=[waiting.pk]),
         "overview": reverse("migrations_audit:overview", args=[slug]),
         "traffic": reverse("migrations_audit:traffic", args=[slug]),
         "exchange": reverse("migrations_audit:exchange", args=[slug, Exchange.objects.first().pk]),
