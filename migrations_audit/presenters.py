@@ -12,6 +12,7 @@ from migrations_audit.diff.streams import stream_profile
 from migrations_audit.json_depth import json_nests_deeper, json_text_may_nest_deeper, max_json_depth
 
 MAX_LINES = 3000
+PREVIEW_BYTES = 256 * 1024  # a longer body shows its first part, its size and a download link
 
 
 @dataclass
@@ -27,6 +28,7 @@ class PreparedBody:
     lines: list[BodyLine] = field(default_factory=list)
     text: str = ""
     truncated: bool = False
+    size: int = 0  # of the whole body, set when only its first PREVIEW_BYTES are shown
 
 
 def body_prepare(body: bytes, *, marks: dict[str, str] | None = None) -> PreparedBody:
@@ -34,6 +36,10 @@ def body_prepare(body: bytes, *, marks: dict[str, str] | None = None) -> Prepare
     raw = bytes(body or b"")
     if not raw:
         return PreparedBody(kind="empty")
+    if len(raw) > PREVIEW_BYTES:
+        # Laid out whole, a body of megabytes took seconds and buried the page: its head, as it came.
+        head = raw[:PREVIEW_BYTES].decode("utf-8", errors="ignore")
+        return PreparedBody(kind="text", text=head, truncated=True, size=len(raw))
     try:
         value = json.loads(raw)
     except (ValueError, RecursionError):

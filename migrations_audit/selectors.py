@@ -14,6 +14,7 @@ from migrations_audit.models import (
     ApiToken,
     Client,
     Exchange,
+    HarImport,
     Membership,
     RecorderTotals,
     Team,
@@ -85,6 +86,14 @@ def workers_status() -> WorkersStatus:
     last_seen_at = WorkerHeartbeat.objects.aggregate(last=Max("seen_at"))["last"]
     alive = last_seen_at is not None and timezone.now() - last_seen_at <= WORKER_SILENCE_ALLOWED
     return WorkersStatus(alive=alive, last_seen_at=last_seen_at)
+
+
+def har_imports_ahead(*, job: HarImport) -> int:
+    """How many imports (of any upstream) queued before a queued one are still queued or running."""
+    if job.state != HarImport.State.QUEUED:
+        return 0
+    active = [HarImport.State.QUEUED, HarImport.State.RUNNING]
+    return HarImport.objects.filter(state__in=active, pk__lt=job.pk).count()
 
 
 def upstream_contents(*, upstream: Upstream) -> dict[str, int]:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from migrations_audit.views import acknowledgements, capture, pages, replay, reports, tracking
+from migrations_audit.views import acknowledgements, capture, pages, replay, reports, rules, tracking
 
 app_name = "migrations_audit"
 
@@ -9,6 +9,7 @@ urlpatterns = [
     path("u/<slug:slug>/", pages.overview, name="overview"),
     path("u/<slug:slug>/traffic/", pages.traffic, name="traffic"),
     path("u/<slug:slug>/traffic/<int:exchange_id>/", pages.exchange_detail, name="exchange"),
+    path("u/<slug:slug>/traffic/<int:exchange_id>/body/", pages.exchange_body, name="exchange_body"),
     path("u/<slug:slug>/runs/", pages.runs, name="runs"),
     path("u/<slug:slug>/runs/new/", replay.run_start, name="run_start"),
     path("u/<slug:slug>/variants/", replay.variant_save, name="variant_save"),
@@ -21,6 +22,7 @@ urlpatterns = [
     path(
         "u/<slug:slug>/differences/<int:signature_id>/", pages.difference_examples, name="difference_examples"
     ),
+    path("u/<slug:slug>/rules/", rules.rules, name="rules"),
     path("u/<slug:slug>/clients/", tracking.clients, name="clients"),
     path("u/<slug:slug>/clients/<int:client_id>/", tracking.client_detail, name="client"),
     path("u/<slug:slug>/clients/<int:client_id>/claim/", tracking.client_claim, name="client_claim"),

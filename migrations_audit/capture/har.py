@@ -56,6 +56,9 @@ def har_entry_key(entry: dict) -> str:
     return hashlib.sha256(text.encode("utf-8", errors="replace")).hexdigest()
 
 
+NOT_HAR = "this is not a HAR file (HAR is JSON exported by a browser or a proxy)"
+
+
 def har_import(
     *,
     upstream: Upstream,
@@ -72,8 +75,9 @@ def har_import(
     summary = IngestSummary()
     prefix = urlsplit(upstream.base_url).path.rstrip("/")
     batch: list[tuple[int, CapturedExchange]] = []
+    found: dict = {}
     try:
-        for number, entry in har_entries(stream):
+        for number, entry in har_entries(stream, found=found):
             try:
                 if isinstance(entry, IngestError):
                     raise entry
@@ -92,12 +96,17 @@ def har_import(
                 if on_progress:
                     on_progress(HarProgress(bytes_done=stream_position(stream), summary=summary))
         batch_store(upstream, batch, summary, source="har")
-    except ijson.JSONError as error:
+    except ijson.JSONError:
+        if not found.get("entries"):
+            raise IngestError(NOT_HAR + ": it is not valid JSON; nothing was imported") from None
         kept = f"the {summary.accepted} entries stored before it are kept" if summary.accepted else None
+        # In words, never the parser's message (a repr of raw bytes, cut off mid-line).
         raise IngestError(
-            f"the HAR file is truncated or not valid JSON near byte {stream_position(stream)} ({error}); "
+            f"the HAR file is truncated or not valid JSON near byte {stream_position(stream)}; "
             + (kept or "nothing was imported")
         ) from None
+    if not found.get("entries"):
+        raise IngestError(NOT_HAR + ": it has no log.entries list; nothing was imported")
     if on_progress:
         on_progress(HarProgress(bytes_done=stream_position(stream), summary=summary))
     return summary

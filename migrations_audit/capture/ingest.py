@@ -291,9 +291,12 @@ def _timestamp(value) -> datetime:
 # --- HAR ------------------------------------------------------------------------------------------
 
 
-def har_entries(stream, *, max_depth: int | None = None, max_bytes: int | None = None):
+def har_entries(
+    stream, *, max_depth: int | None = None, max_bytes: int | None = None, found: dict | None = None
+):
     """(number, entry) for each item of the HAR's `log.entries`, read as a stream; the entry is an
     IngestError when it nests deeper than `max_depth` or holds more than about `max_bytes`.
+    `found["entries"]` is set once the `log.entries` list opens (a JSON file without it is no HAR).
 
     Built here from the parser's basic events rather than by ijson.items, whose memory grows with the
     square of the nesting depth (a 200 KB file of 100,000 nested arrays took 5 GB): what is not an
@@ -325,6 +328,8 @@ def har_entries(stream, *, max_depth: int | None = None, max_bytes: int | None =
         elif event in ("start_map", "start_array"):
             if len(frames) < 3:
                 frames.append(["map" if event == "start_map" else "array", None])
+                if found is not None and frames[:2] == ENTRIES_PATH and len(frames) == 3:
+                    found["entries"] = frames[2][0] == "array"
             else:
                 ignored = 1
 

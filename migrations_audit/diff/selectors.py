@@ -282,7 +282,7 @@ def breaking_signatures(*, upstream: Upstream) -> list[DifferenceSignature]:
 
 
 def breaking_rules(*, upstream: Upstream) -> list[ChangelogRule]:
-    return list(ChangelogRule.objects.filter(upstream=upstream, classification=BREAKING))
+    return list(ChangelogRule.objects.filter(upstream=upstream, classification=BREAKING, enabled=True))
 
 
 def breaking_version_pairs(*, upstream: Upstream) -> set[tuple[str, str]]:

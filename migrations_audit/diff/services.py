@@ -12,6 +12,7 @@ from itertools import pairwise
 
 from django.db import transaction
 from django.db.models import F, Q
+from django.utils import timezone
 
 from migrations_audit.bulk import rows_insert
 from migrations_audit.content_encoding import body_decode
@@ -146,9 +147,11 @@ def request_findings_record(*, exchanges: list[Exchange]) -> None:
         if not target:
             continue
         rules = [
-            rule for rule in ChangelogRule.objects.filter(upstream=upstream) if rule.match.get("request")
+            rule
+            for rule in ChangelogRule.objects.filter(upstream=upstream, enabled=True)
+            if rule.match.get("request")
         ]
-        model_rules = list(ModelRule.objects.filter(upstream=upstream))
+        model_rules = list(ModelRule.objects.filter(upstream=upstream, enabled=True))
         if upstream.target_model:  # one model for every request: only its rules, often none to parse for
             model_rules = [r for r in model_rules if model_matches(r.model_pattern, upstream.target_model)]
         for exchange in by_upstream[upstream.pk]:
@@ -265,8 +268,8 @@ def exchanges_diff_record(*, run_id: int, exchange_ids: list[int], held: Iterabl
     for result in sorted([*held, *done], key=lambda result: (result.attempt, result.pk)):
         results.setdefault(result.exchange_id, []).append(result)
     rules = _Rules(
-        changelog=list(ChangelogRule.objects.filter(upstream=run.upstream)),
-        model=list(ModelRule.objects.filter(upstream=run.upstream)),
+        changelog=list(ChangelogRule.objects.filter(upstream=run.upstream, enabled=True)),
+        model=list(ModelRule.objects.filter(upstream=run.upstream, enabled=True)),
     )
     known_noise: dict[tuple, dict] = {}
     diffs = [
@@ -689,3 +692,18 @@ def _findings_settle(diffs: list[_ExchangeDiff]) -> None:
             finding.confirmed = confirmed
             changed.append(finding)
     RequestFinding.objects.bulk_update(changed, ["confirmed"])
+
+
+def rule_update(
+    *, rule: ChangelogRule | ModelRule, user, title: str, explanation: str, classification: str, enabled: bool
+) -> ChangelogRule | ModelRule:
+    """A team's change to one of its rules, with who made it and when. It counts for the request
+    checks and replays that run after it; what is already stored stays as it was found."""
+    rule.title = title
+    rule.explanation = explanation
+    rule.classification = classification
+    rule.enabled = enabled
+    rule.updated_by = user
+    rule.updated_at = timezone.now()
+    rule.save(update_fields=["title", "explanation", "classification", "enabled", "updated_by", "updated_at"])
+    return rule

@@ -1,5 +1,6 @@
 """Differences between versions, the changelog rules that explain them, and their aggregates."""
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -32,6 +33,11 @@ class ChangelogRule(models.Model):
     classification = models.CharField(max_length=10, choices=Classification.choices)
     match = models.JSONField(default=dict)
     documentation_url = models.URLField(blank=True)
+    enabled = models.BooleanField(default=True, help_text="A disabled rule explains and rejects nothing.")
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["upstream", "version_to", "key"]
@@ -77,6 +83,11 @@ class ModelRule(models.Model):
     error_message = models.TextField(help_text="The error's message, as the API answers it.")
     documentation_url = models.URLField(blank=True)
     source = models.TextField(blank=True, help_text="Where the rule and its wording come from.")
+    enabled = models.BooleanField(default=True, help_text="A disabled rule rejects nothing.")
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["upstream", "model_pattern", "key"]

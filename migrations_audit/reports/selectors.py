@@ -1,7 +1,7 @@
 """Reads of the reports pages: a fixed number of queries whatever the number of snapshots, and never
 a snapshot's payload where its summary columns say enough."""
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
 
 from migrations_audit.models import ReportDefinition, ReportSnapshot
 
@@ -39,3 +39,18 @@ def definitions_with_latest(*, user) -> list[tuple[ReportDefinition, ReportSnaps
 
 def snapshots_summary() -> QuerySet[ReportSnapshot]:
     return ReportSnapshot.objects.only(*SNAPSHOT_SUMMARY)
+
+
+def definitions_waiting() -> QuerySet[ReportDefinition]:
+    """Definitions asked to run (now or by their schedule) whose snapshot is not taken yet."""
+    taken = ReportSnapshot.objects.filter(definition=OuterRef("pk"), created_at__gte=OuterRef("last_run_at"))
+    return ReportDefinition.objects.filter(last_run_at__isnull=False).exclude(Exists(taken))
+
+
+def report_waiting(*, definition: ReportDefinition) -> dict | None:
+    """While a run of the report waits for its snapshot: how many report runs asked before it are
+    still waiting too, and the fresh replay it waits for, if any; None when nothing waits."""
+    if not definitions_waiting().filter(pk=definition.pk).exists():
+        return None
+    ahead = definitions_waiting().filter(last_run_at__lt=definition.last_run_at).count()
+    return {"ahead": ahead, "replay": definition.pending_run}

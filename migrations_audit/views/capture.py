@@ -65,7 +65,7 @@ def har_imports(request, slug):
 def har_import_detail(request, slug, job_id):
     upstream = selectors.upstream_for_user(user=request.user, slug=slug)
     job = get_object_or_404(HarImport, upstream=upstream, pk=job_id)
-    context = {"upstream": upstream, "job": job}
+    context = {"upstream": upstream, "job": job, "ahead": selectors.har_imports_ahead(job=job)}
     if request.htmx:
         finished = job.state in (HarImport.State.DONE, HarImport.State.FAILED)
         response = render(request, "migrations_audit/har_import.html#progress", context)

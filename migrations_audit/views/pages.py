@@ -5,9 +5,10 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.templatetags.static import static
+from django.urls import reverse
 
 from migrations_audit import selectors, services
 from migrations_audit.content_encoding import body_decode
@@ -104,9 +105,13 @@ def exchange_detail(request, slug, exchange_id):
         for result in sorted(results, key=lambda r: order.get(r.version, 99)):
             columns.append(_column(f"Replayed under {result.version}", result.version, result))
         _mark(columns[1:], differences)
+    body_url = reverse("migrations_audit:exchange_body", args=[upstream.slug, exchange.pk])
     for column in columns:
         column["body"] = (
             body_prepare(column["raw_body"], marks=column["marks"]) if not column["streamed"] else None
+        )
+        column["download"] = f"{body_url}?part=response" + (
+            f"&result={column['result_id']}" if column["result_id"] else ""
         )
     streamed_columns = [column for column in columns if column["streamed"]]
     timeline = (
@@ -116,6 +121,7 @@ def exchange_detail(request, slug, exchange_id):
         "upstream": upstream,
         "exchange": exchange,
         "request_body": body_prepare(exchange.request_body),
+        "request_download": f"{body_url}?part=request",
         "runs": runs,
         "run": run,
         "columns": columns,
@@ -164,7 +170,27 @@ def _column(title, version, source) -> dict:
         "stream": stream_summarise(source.response_events) if streamed else None,
         "marks": {},
         "header_marks": {},
+        "result_id": source.pk if isinstance(source, ReplayResult) else None,
     }
+
+
+def exchange_body(request, slug, exchange_id):
+    """A stored body whole, as an attachment (masked as it was stored): the page shows only its head."""
+    upstream = selectors.upstream_for_user(user=request.user, slug=slug)
+    exchange = get_object_or_404(Exchange, upstream=upstream, pk=exchange_id)
+    part = request.GET.get("part", "response")
+    if part not in ("request", "response"):
+        raise Http404("No such part")
+    source = exchange
+    if request.GET.get("result"):
+        if part != "response" or not request.GET["result"].isdigit():
+            raise Http404("No such result")
+        source = get_object_or_404(ReplayResult, exchange=exchange, pk=int(request.GET["result"]))
+    body = bytes(getattr(source, f"{part}_body") or b"")
+    name = f"exchange-{exchange.pk}-{part}" + (f"-result-{source.pk}" if source is not exchange else "")
+    response = HttpResponse(body, content_type="application/octet-stream")
+    response["Content-Disposition"] = f'attachment; filename="{name}.body"'
+    return response
 
 
 def _mark(columns: list[dict], differences: list[Difference]) -> None:

@@ -7,6 +7,7 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseStopPolling
 
 from migrations_audit import selectors
 from migrations_audit.models import ReportDefinition, ReportSnapshot
@@ -100,7 +101,13 @@ def report_detail(request, definition_id):
         "snapshots": selectors_reports.snapshots_summary().filter(definition=definition)[:50],
         "upcoming": upcoming,
         "can_edit": _editable(request.user, definition),
+        "waiting": selectors_reports.report_waiting(definition=definition),
     }
+    if request.htmx:
+        response = render(request, "migrations_audit/report.html#runs", context)
+        if context["waiting"] is None:
+            response.status_code = HttpResponseStopPolling.status_code
+        return response
     return render(request, "migrations_audit/report.html", context)
 
 
@@ -111,7 +118,7 @@ def report_run_now(request, definition_id):
         raise PermissionDenied("Viewers cannot run reports.")
     ReportDefinition.objects.filter(pk=definition.pk).update(last_run_at=timezone.now())
     transaction.on_commit(lambda: report_run.delay(definition.pk))
-    messages.success(request, "The report is running; its snapshot appears below in a moment.")
+    messages.success(request, "The report is queued; its snapshot appears below when it is taken.")
     return redirect("migrations_audit:report", definition_id=definition.pk)
 
 

@@ -235,3 +235,41 @@ def test_an_import_started_again_stores_no_entry_twice(upstream_a, monkeypatch):
     again = har_import(upstream=upstream_a, stream=io.BytesIO(data))
     assert (again.accepted, again.duplicates) == (0, 5)
     assert Exchange.objects.count() == 5
+
+
+def test_a_text_file_is_no_har_file_and_the_page_says_so_whole(client, alice, upstream_a, settings, tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
+    from migrations_audit.capture.har import har_import_run
+
+    settings.MEDIA_ROOT = tmp_path
+    client.force_login(alice)
+    text = b"GET /v1/models HTTP/1.1\nHost: api.anthropic.com\n" * 50
+    response = client.post(
+        reverse("migrations_audit:har_imports", args=[upstream_a.slug]),
+        {"har": SimpleUploadedFile("notes.txt", text, content_type="text/plain")},
+    )
+    job_id = int(response.url.rstrip("/").rsplit("/", 1)[1])
+    job = har_import_run(job_id=job_id)
+    expected = (
+        "this is not a HAR file (HAR is JSON exported by a browser or a proxy): it is not valid JSON; "
+        "nothing was imported"
+    )
+    assert job.error == expected
+    page = client.get(response.url).content.decode()
+    assert (
+        "(HAR is JSON exported by a browser or a proxy): it is not valid JSON; nothing was imported" in page
+    )
+    assert "b&#x27;" not in page and "b'" not in page
+
+
+@pytest.mark.parametrize("data", [b'{"log": {"version": "1.2"}}', b"[1, 2]", b'"text"'])
+def test_json_that_is_no_har_imports_nothing_and_says_why(upstream_a, data):
+    with pytest.raises(IngestError, match=r"this is not a HAR file .*: it has no log.entries list"):
+        har_import(upstream=upstream_a, stream=io.BytesIO(data))
+
+
+def test_an_empty_har_file_is_a_har_file(upstream_a):
+    summary = har_import(upstream=upstream_a, stream=io.BytesIO(b'{"log": {"entries": []}}'))
+    assert summary.accepted == 0

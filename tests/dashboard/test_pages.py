@@ -570,3 +570,78 @@ def test_overview_names_twenty_affected_clients_and_counts_the_others(client, al
     assert html.count(">svc-") == 20
     assert ">svc-00<" in html and ">svc-19<" in html and ">svc-20<" not in html
     assert "and 5 more on the Clients page" in html
+
+
+def test_a_ten_megabyte_body_shows_its_head_its_size_and_downloads_whole(
+    client, alice, bob, charlie, upstream_a
+):
+    from django.urls import reverse
+
+    record(upstream_a, 1)
+    exchange = Exchange.objects.get()
+    items = ",".join(f'{{"n": {index}, "text": "{"x" * 80}"}}' for index in range(120_000))
+    big = f'{{"id": "msg_big", "content": [{items}]}}'.encode()[: 10 * 1024 * 1024 - 2] + b"]}"
+    assert len(big) == 10 * 1024 * 1024
+    Exchange.objects.filter(pk=exchange.pk).update(response_body=big)
+    client.force_login(alice)
+    page = client.get(
+        reverse("migrations_audit:exchange", args=[upstream_a.slug, exchange.pk])
+    ).content.decode()
+    assert "10.0\xa0MB in all: the first 256.0\xa0KB shown" in page
+    assert "{&quot;id&quot;: &quot;msg_big&quot;, &quot;content&quot;: [{&quot;n&quot;: 0" in page
+    download = reverse("migrations_audit:exchange_body", args=[upstream_a.slug, exchange.pk])
+    assert f'href="{download}?part=response" download' in page
+    response = client.get(download, {"part": "response"})
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == f'attachment; filename="exchange-{exchange.pk}-response.body"'
+    assert response.content == big
+    assert client.get(download, {"part": "request"}).content == bytes(exchange.request_body)
+    assert client.get(download, {"part": "secret"}).status_code == 404
+    client.force_login(bob)  # a viewer reads what the page shows
+    assert client.get(download, {"part": "response"}).content == big
+    client.force_login(charlie)
+    assert client.get(download, {"part": "response"}).status_code == 404
+
+
+def test_a_queued_har_import_shows_its_place_and_whether_a_worker_is_alive(client, alice, upstream_a):
+    from django.utils import timezone
+
+    from migrations_audit.models import HarImport, WorkerHeartbeat
+
+    def job(state):
+        return HarImport.objects.create(upstream=upstream_a, filename="t.har", stored_path="/x", state=state)
+
+    job("done")
+    job("running")
+    job("queued")
+    mine = job("queued")
+    client.force_login(alice)
+    url = f"/u/{upstream_a.slug}/import/{mine.pk}/"
+    page = client.get(url).content.decode()
+    assert "Waiting in the queue: 2 imports queued before it are not finished yet." in page
+    assert "No worker is running." in page
+    WorkerHeartbeat.objects.create(hostname="w1", seen_at=timezone.now())
+    HarImport.objects.exclude(pk=mine.pk).update(state="done")
+    partial = client.get(url, headers={"HX-Request": "true"}).content.decode()
+    assert "Next in the queue" in partial and "No worker is running." not in partial
+
+
+def test_every_time_shown_says_its_zone():
+    """Each template formats a time of day with its zone (T), so no page shows a bare "10:00"."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    bare = []
+    for template in [*root.glob("migrations_audit/templates/**/*.html"), *root.glob("templates/**/*.html")]:
+        for format_ in re.findall(r'date:"([^"]*)"', template.read_text()):
+            if "H:i" in format_ and not format_.endswith(" T"):
+                line = next(line for line in template.read_text().splitlines() if f'date:"{format_}"' in line)
+                if "UTC" not in line.split(f'date:"{format_}"', 1)[1][:12]:
+                    bare.append(f"{template.name}: {format_}")
+    assert bare == []
+
+
+def test_the_traffic_page_names_the_zone_of_its_times(client, alice, traffic):
+    client.force_login(alice)
+    assert "2026-11-01 00:00:00 UTC" in client.get(f"/u/{traffic.slug}/traffic/").content.decode()

@@ -358,3 +358,38 @@ def test_the_snapshot_page_lists_fifty_clients_and_links_the_rest_to_the_downloa
     assert reverse("migrations_audit:report_download", args=[snapshot.pk, "csv"]) in html
     whole = client.get(reverse("migrations_audit:report_download", args=[snapshot.pk, "json"])).json()
     assert len(whole["clients_affected"]) == 130
+
+
+def test_run_now_shows_its_place_and_the_workers_and_the_page_refreshes_until_the_snapshot(
+    client, alice, definition
+):
+    other = services.definition_save(
+        definition=ReportDefinition(
+            team=definition.team,
+            upstream=definition.upstream,
+            name="other",
+            version_from=definition.version_from,
+            version_to=definition.version_to,
+            interval_seconds=3600,
+        )
+    )
+    client.force_login(alice)
+    url = reverse("migrations_audit:report", args=[definition.pk])
+    assert client.get(url, headers={"HX-Request": "true"}).status_code == 286, "nothing waits: no polling"
+    client.post(reverse("migrations_audit:report_run", args=[other.pk]))
+    client.post(reverse("migrations_audit:report_run", args=[definition.pk]))
+    page = client.get(url).content.decode()
+    assert "A run of this report is waiting for its snapshot." in page
+    assert "1 report run asked before it is still in the queue." in page
+    assert "No worker is running." in page
+    assert f'hx-get="{url}" hx-trigger="every 2s"' in page
+    partial = client.get(url, headers={"HX-Request": "true"})
+    assert partial.status_code == 200 and "<html" not in partial.content.decode()
+    services.snapshot_create(definition=other)
+    assert "It is next in the queue." in client.get(url, headers={"HX-Request": "true"}).content.decode()
+    snapshot = services.snapshot_create(definition=definition)
+    done = client.get(url, headers={"HX-Request": "true"})
+    assert done.status_code == 286, "the refresh stops once the snapshot is taken"
+    body = done.content.decode()
+    assert reverse("migrations_audit:report_snapshot", args=[snapshot.pk]) in body
+    assert "waiting for its snapshot" not in body and "hx-get" not in body
