@@ -15,7 +15,7 @@ from migrations_audit.diff import selectors as diff_selectors
 from migrations_audit.diff.forms import DifferenceFilterForm
 from migrations_audit.forms import UpstreamForm
 from migrations_audit.models import Difference, DifferenceSignature, Exchange, ReplayResult, ReplayRun
-from migrations_audit.presenters import body_prepare, stream_summarise, timeline_align
+from migrations_audit.presenters import body_prepare, header_value, stream_summarise, timeline_align
 from migrations_audit.replay.executor import replay_request
 from migrations_audit.replay.variants import run_variant
 from migrations_audit.reports.acknowledgements import user_can_acknowledge
@@ -106,7 +106,13 @@ def exchange_detail(request, slug, exchange_id):
         _mark(columns[1:], differences)
     for column in columns:
         column["body"] = (
-            body_prepare(column["raw_body"], marks=column["marks"]) if not column["streamed"] else None
+            body_prepare(
+                column["raw_body"],
+                marks=column["marks"],
+                content_type=header_value(column["headers"], "content-type"),
+            )
+            if not column["streamed"]
+            else None
         )
     streamed_columns = [column for column in columns if column["streamed"]]
     timeline = (
@@ -115,7 +121,9 @@ def exchange_detail(request, slug, exchange_id):
     context = {
         "upstream": upstream,
         "exchange": exchange,
-        "request_body": body_prepare(exchange.request_body),
+        "request_body": body_prepare(
+            exchange.request_body, content_type=header_value(exchange.request_headers, "content-type")
+        ),
         "runs": runs,
         "run": run,
         "columns": columns,
@@ -143,7 +151,7 @@ def _requests_sent(run: ReplayRun, exchange: Exchange, upstream) -> list[dict]:
                 "method": exchange.method,
                 "url": url,
                 "headers": headers,
-                "body": body_prepare(body),
+                "body": body_prepare(body, content_type=header_value(headers, "content-type")),
             }
         )
     return sent
