@@ -726,6 +726,11 @@ def _message_answer(request, model: str, max_tokens: int, messages: list, call: 
         }
         blocks.append(tool_block)
         output_tokens += 10
+        if tool_choice.get("type") in ("any", "tool"):
+            # A forced tool call starts the answer: the real API sends no text before it.
+            blocks.pop(text_index)
+            output_tokens -= rough_token_count(text)
+            text_index = -1
     message = {
         "id": new_id("msg_"),
         "type": "message",
