@@ -23,26 +23,52 @@ class BodyLine:
 
 
 @dataclass
+class BodyPart:
+    """One part of a multipart body: its name, file name, type and size, and a short preview."""
+
+    name: str
+    filename: str
+    content_type: str
+    size: int
+    preview: str
+    binary: bool
+
+
+@dataclass
 class PreparedBody:
-    kind: str  # "json", "text", "empty"
+    kind: str  # "json", "text", "binary", "multipart", "empty"
     lines: list[BodyLine] = field(default_factory=list)
     text: str = ""
     truncated: bool = False
     size: int = 0  # of the whole body, set when only its first PREVIEW_BYTES are shown
+    content_type: str = ""
+    parts: list[BodyPart] = field(default_factory=list)
 
 
-def body_prepare(body: bytes, *, marks: dict[str, str] | None = None) -> PreparedBody:
-    """A body as indented JSON lines (with the given JSON pointers marked) or as text."""
+def body_prepare(body: bytes, *, marks: dict[str, str] | None = None, content_type: str = "") -> PreparedBody:
+    """A body as indented JSON lines (with the given JSON pointers marked), as text, or, for bytes
+    that are not text (a file, an image, a multipart upload), as its size, type and a hex preview:
+    never the raw bytes."""
     raw = bytes(body or b"")
     if not raw:
         return PreparedBody(kind="empty")
+    if content_type.lower().startswith("multipart/"):
+        return _multipart(raw, content_type)
     if len(raw) > PREVIEW_BYTES:
+        if _is_binary(raw):
+            return PreparedBody(
+                kind="binary", size=len(raw), content_type=content_type, text=hex_preview(raw)
+            )
         # Laid out whole, a body of megabytes took seconds and buried the page: its head, as it came.
         head = raw[:PREVIEW_BYTES].decode("utf-8", errors="ignore")
         return PreparedBody(kind="text", text=head, truncated=True, size=len(raw))
     try:
         value = json.loads(raw)
     except (ValueError, RecursionError):
+        if _is_binary(raw):
+            return PreparedBody(
+                kind="binary", size=len(raw), content_type=content_type, text=hex_preview(raw)
+            )
         return _as_text(raw)
     limit = max_json_depth()
     if json_text_may_nest_deeper(raw, limit) and json_nests_deeper(value, limit):
@@ -50,6 +76,85 @@ def body_prepare(body: bytes, *, marks: dict[str, str] | None = None) -> Prepare
     lines: list[BodyLine] = []
     _json_lines(value, "", 0, marks or {}, lines, key=None, last=True)
     return PreparedBody(kind="json", lines=lines[:MAX_LINES], truncated=len(lines) > MAX_LINES)
+
+
+HEX_PREVIEW_BYTES = 64
+PART_TEXT_PREVIEW = 2000
+
+
+def header_value(headers, name: str) -> str:
+    """A header of stored headers (a dict in any case), or ''."""
+    for key, value in (headers or {}).items():
+        if str(key).lower() == name:
+            return str(value)
+    return ""
+
+
+def hex_preview(raw: bytes) -> str:
+    """The first bytes in hex, 16 a line, with their printable ASCII beside them."""
+    lines = []
+    for offset in range(0, min(len(raw), HEX_PREVIEW_BYTES), 16):
+        chunk = raw[offset : offset + 16]
+        ascii_text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        lines.append(f"{offset:08x}  {chunk.hex(' '):<47}  {ascii_text}")
+    if len(raw) > HEX_PREVIEW_BYTES:
+        lines.append(f"… {len(raw) - HEX_PREVIEW_BYTES} more bytes")
+    return "\n".join(lines)
+
+
+def _is_binary(raw: bytes) -> bool:
+    sample = raw[:65536]
+    if b"\x00" in sample:
+        return True
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return error.start < len(sample) - 4  # a character cut by the sample's end is still text
+    return False
+
+
+def _multipart(raw: bytes, content_type: str) -> PreparedBody:
+    """The parts of a multipart body (boundary from its Content-Type), each summarised."""
+    boundary = ""
+    for param in content_type.split(";")[1:]:
+        key, _, value = param.strip().partition("=")
+        if key.lower() == "boundary":
+            boundary = value.strip('"')
+    if not boundary:
+        return PreparedBody(kind="binary", size=len(raw), content_type=content_type, text=hex_preview(raw))
+    parts = []
+    for chunk in raw.split(b"--" + boundary.encode("latin-1"))[1:]:
+        if chunk.startswith(b"--"):
+            break
+        head, _, payload = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        payload = payload.removesuffix(b"\r\n")
+        headers = {}
+        for line in head.decode("utf-8", errors="replace").split("\r\n"):
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        disposition = headers.get("content-disposition", "")
+        binary = _is_binary(payload)
+        parts.append(
+            BodyPart(
+                name=_disposition_param(disposition, "name"),
+                filename=_disposition_param(disposition, "filename"),
+                content_type=headers.get("content-type", ""),
+                size=len(payload),
+                preview=hex_preview(payload)
+                if binary
+                else payload[:PART_TEXT_PREVIEW].decode("utf-8", errors="replace"),
+                binary=binary,
+            )
+        )
+    return PreparedBody(kind="multipart", size=len(raw), content_type=content_type.split(";")[0], parts=parts)
+
+
+def _disposition_param(disposition: str, name: str) -> str:
+    for param in disposition.split(";")[1:]:
+        key, _, value = param.strip().partition("=")
+        if key.strip().lower() == name:
+            return value.strip().strip('"')
+    return ""
 
 
 def _as_text(raw: bytes) -> PreparedBody:

@@ -6,6 +6,7 @@ from datetime import date
 
 import uvicorn
 
+from .compression import CODINGS
 from .core import EmulatorOptions
 from .server import EmulatorApp, ServerOptions
 
@@ -46,6 +47,17 @@ def main(argv=None):
     parser.add_argument(
         "--batch-seconds", type=float, default=0.0, help="how long a message batch stays in_progress"
     )
+    parser.add_argument(
+        "--compress",
+        action="append",
+        default=[],
+        choices=CODINGS,
+        help="compress JSON answers with this coding when the request's Accept-Encoding allows it "
+        "(repeatable, in order of preference)",
+    )
+    parser.add_argument(
+        "--compress-streams", action="store_true", help="compress event streams too (each event flushed)"
+    )
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
     options = ServerOptions(
@@ -61,6 +73,8 @@ def main(argv=None):
         ),
         first_token_delay_ms=args.first_token_delay_ms,
         event_delay_ms=args.event_delay_ms,
+        compress=tuple(args.compress),
+        compress_streams=args.compress_streams,
         fault_rates={
             "rate_limit": args.fault_rate_429,
             "overloaded": args.fault_rate_529,

@@ -726,17 +726,29 @@ def _message_answer(request, model: str, max_tokens: int, messages: list, call: 
         }
         blocks.append(tool_block)
         output_tokens += 10
+        if tool_choice.get("type") in ("any", "tool"):
+            # A forced tool call starts the answer: the real API sends no text before it.
+            blocks.pop(text_index)
+            output_tokens -= rough_token_count(text)
+            text_index = -1
     message = {
         "id": new_id("msg_"),
         "type": "message",
         "role": "assistant",
-        "model": model,
+        "model": _snapshot_id(model),
         "content": blocks,
         "stop_reason": "max_tokens" if cut else ("tool_use" if tool_block else "end_turn"),
         "stop_sequence": None,
         "usage": _usage(request, call, output_tokens=output_tokens, server_kinds=server_kinds, tier=tier),
     }
     return message, pieces, text_index
+
+
+def _snapshot_id(model: str) -> str:
+    """The id a Messages answer names: the snapshot an alias stands for (`claude-sonnet-4-0` is
+    answered as `claude-sonnet-4-20250514`), as in the real recordings of the fidelity corpus."""
+    known = catalogue().find(model)
+    return known.id if known is not None else model
 
 
 def _messages(call: Call) -> EmulatedResponse:

@@ -13,6 +13,7 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
+from .compression import CODINGS, Encoder, coding_for
 from .core import FAULTS, ApiError, EmulatorOptions, error_response, respond
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,10 @@ class ServerOptions:
     first_token_delay_ms: float = 0.0
     event_delay_ms: float = 0.0
     fault_rates: dict[str, float] = field(default_factory=dict)
+    # Codings to compress answers with, in order of preference, when the request accepts one.
+    compress: tuple[str, ...] = ()
+    # Compress event streams too (each event flushed); by default only JSON answers are.
+    compress_streams: bool = False
 
 
 class Stats:
@@ -132,6 +137,9 @@ class EmulatorApp:
         event_delay = _header_float(headers, "x-emulator-event-delay-ms", self.options.event_delay_ms)
         if fault == "drop" and not response.streamed:
             response.drop_after = 0
+        encoder = self._encoder(headers, response)
+        if encoder is not None and not response.streamed:
+            response.body = encoder.whole(response.body)
         await send(
             {
                 "type": "http.response.start",
@@ -159,12 +167,40 @@ class EmulatorApp:
                     await asyncio.sleep(event_delay / 1000)
                     if left.done():
                         return
+                if encoder is not None:
+                    event = encoder.piece(event)
                 await send({"type": "http.response.body", "body": event, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
+            end = encoder.finish() if encoder is not None else b""
+            await send({"type": "http.response.body", "body": end})
         finally:
             self.stats.stream_closed()
             if left is not None:
                 left.cancel()
+
+    def _encoder(self, headers, response) -> Encoder | None:
+        """An encoder when compression is on (option or header) and the client accepts a coding of
+        it; its Content-Encoding is then added to the answer's headers."""
+        asked = tuple(
+            coding
+            for coding in (c.strip().lower() for c in headers.get("x-emulator-compress", "").split(","))
+            if coding in CODINGS
+        )
+        preferred = asked or self.options.compress
+        streams = self.options.compress_streams or _truthy(headers.get("x-emulator-compress-streams"))
+        if not preferred or (response.streamed and not streams):
+            return None
+        content_type = dict(response.headers).get("content-type", "")
+        if not response.streamed and "json" not in content_type:
+            return None
+        coding = coding_for(preferred, headers.get("accept-encoding", ""))
+        if coding is None:
+            return None
+        response.headers = [
+            *response.headers,
+            ("content-encoding", coding),
+            ("vary", "accept-encoding"),
+        ]
+        return Encoder(coding)
 
     def _core_options(self, headers) -> EmulatorOptions:
         """The server's options, with what the per-request headers switch on."""
@@ -261,6 +297,10 @@ def _key_header(headers) -> str | None:
     if headers.get("x-api-key", "").strip():
         return "x-api-key"
     return "authorization" if headers.get("authorization", "").strip() else None
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes")
 
 
 def _header_float(headers, name, default: float) -> float:

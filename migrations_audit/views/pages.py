@@ -16,7 +16,7 @@ from migrations_audit.diff import selectors as diff_selectors
 from migrations_audit.diff.forms import DifferenceFilterForm
 from migrations_audit.forms import UpstreamForm
 from migrations_audit.models import Difference, DifferenceSignature, Exchange, ReplayResult, ReplayRun
-from migrations_audit.presenters import body_prepare, stream_summarise, timeline_align
+from migrations_audit.presenters import body_prepare, header_value, stream_summarise, timeline_align
 from migrations_audit.replay.executor import replay_request
 from migrations_audit.replay.variants import run_variant
 from migrations_audit.reports.acknowledgements import user_can_acknowledge
@@ -108,7 +108,13 @@ def exchange_detail(request, slug, exchange_id):
     body_url = reverse("migrations_audit:exchange_body", args=[upstream.slug, exchange.pk])
     for column in columns:
         column["body"] = (
-            body_prepare(column["raw_body"], marks=column["marks"]) if not column["streamed"] else None
+            body_prepare(
+                column["raw_body"],
+                marks=column["marks"],
+                content_type=header_value(column["headers"], "content-type"),
+            )
+            if not column["streamed"]
+            else None
         )
         column["download"] = f"{body_url}?part=response" + (
             f"&result={column['result_id']}" if column["result_id"] else ""
@@ -120,7 +126,9 @@ def exchange_detail(request, slug, exchange_id):
     context = {
         "upstream": upstream,
         "exchange": exchange,
-        "request_body": body_prepare(exchange.request_body),
+        "request_body": body_prepare(
+            exchange.request_body, content_type=header_value(exchange.request_headers, "content-type")
+        ),
         "request_download": f"{body_url}?part=request",
         "runs": runs,
         "run": run,
@@ -149,7 +157,7 @@ def _requests_sent(run: ReplayRun, exchange: Exchange, upstream) -> list[dict]:
                 "method": exchange.method,
                 "url": url,
                 "headers": headers,
-                "body": body_prepare(body),
+                "body": body_prepare(body, content_type=header_value(headers, "content-type")),
             }
         )
     return sent
