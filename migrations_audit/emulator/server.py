@@ -150,11 +150,11 @@ class EmulatorApp:
         if first_delay:
             await asyncio.sleep(first_delay / 1000)
         if response.streamed:
-            await self._send_events(response, event_delay, receive, send)
+            await self._send_events(response, event_delay, receive, send, encoder)
         else:
             await _send_whole(response, send)
 
-    async def _send_events(self, response, event_delay: float, receive, send) -> None:
+    async def _send_events(self, response, event_delay: float, receive, send, encoder) -> None:
         # A slow stream stops when its client leaves, as the real API stops generating; without a
         # delay the stream is over before a watcher would notice, so none is started.
         left = asyncio.ensure_future(_disconnected(receive)) if event_delay else None
