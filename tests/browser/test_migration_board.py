@@ -149,7 +149,8 @@ def test_board_works_with_javascript_off(browser, live_server, alice, migration)
     context.close()
 
 
-def test_create_a_migration_from_the_form(page, alice, upstream_a):
+def test_create_a_migration_from_the_form(page, alice, upstream_a, tasks_eager):
+    # The board is refreshed by a task queued as the migration is created: run at once here.
     sdk_traffic(upstream=upstream_a, release="1.17.0", key="sk-ant-form", days_ago=[3, 1])
     login(page, "alice", "alice-password")
     page.goto(f"/u/{upstream_a.slug}/migrations/")
@@ -162,7 +163,8 @@ def test_create_a_migration_from_the_form(page, alice, upstream_a):
     assert page.locator(".status-col-not_started .board-card").count() == 1
 
 
-def test_the_demo_board(page, db):
+def test_the_demo_board(page, db, tasks_eager):
+    # The demo queues its request check and board refresh as tasks: run at once here.
     from migrations_audit.demo import DEMO_PASSWORD, DEMO_USERNAME, demo_seed
     from migrations_audit.models import Migration
 
