@@ -126,6 +126,7 @@ def _run_json(request, run: ReplayRun) -> dict:
         "upstream": run.upstream.slug,
         "status": run.status,
         "versions": run.versions,
+        "variants": run.variants,
         "selection": run.selection,
         "created_at": run.created_at.isoformat(),
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,

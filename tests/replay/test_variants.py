@@ -178,3 +178,29 @@ def test_the_replay_command_takes_variants(db, upstream_a, capsys):
     assert run.versions == ["2023-06-01", SONNET_5]
     assert run.variants[SONNET_5]["model_map"] == {"*": "claude-sonnet-5"}
     assert ReplayVariant.objects.count() == 0
+
+
+def test_an_upstreams_target_may_be_a_variant(client, alice, team_a):
+    form = {
+        "team": team_a.pk,
+        "name": "Anthropic 2",
+        "slug": "anthropic-2",
+        "base_url": "http://127.0.0.1:9",
+        "version_header": "anthropic-version",
+        "baseline_version": "2023-06-01",
+        "target_version": SONNET_5,
+        "rate_limit_rps": 5,
+        "rate_limit_concurrency": 2,
+        "record_one_in": 1,
+        "replay_key_header": "x-api-key",
+        "versions_text": "2023-06-01\n2026-10-21",
+        "endpoints_text": "POST /v1/messages",
+        "volatile_text": "date",
+        "replay_key": "sk-ant-replay-secret",
+    }
+    client.force_login(alice)
+    assert client.post("/settings/upstreams/new/", form).status_code == 302
+    bad = client.post(
+        "/settings/upstreams/anthropic-2/", {**form, "target_version": "2099-01-01@claude-sonnet-5"}
+    )
+    assert "target_version" in bad.context["form"].errors
