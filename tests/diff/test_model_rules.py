@@ -473,7 +473,7 @@ def test_model_rules_are_edited_in_the_admin(client, upstream_a, alice, bob):
     page = client.get(f"/admin/migrations_audit/modelrule/{rule.pk}/change/")
     assert page.status_code == 200
     form = page.context["adminform"].form
-    data = {name: form.initial.get(name, "") for name in form.fields}
+    data = {name: "" if form.initial.get(name) is None else form.initial[name] for name in form.fields}
     data.update(
         upstream=upstream_a.pk,
         match=json.dumps(rule.match),
