@@ -62,6 +62,13 @@ def model_ruleset_load(name: str = "anthropic") -> list[ModelRuleSpec]:
     return [ModelRuleSpec(**rule) for rule in data["rules"]]
 
 
+def shape_ruleset_load(name: str = "anthropic") -> list[ModelRuleSpec]:
+    """The shape rules shipped beside them (`shape_rules`): not rejections, but what explains a
+    change of the answer's shape across models (`{"response_shape": <kind of diff.shapes>}`)."""
+    data = json.loads(model_ruleset_path(name).read_text())
+    return [ModelRuleSpec(**rule) for rule in data.get("shape_rules", ())]
+
+
 def rule_ref(key: str) -> str:
     """How changes, findings and cards name the model rule `key`."""
     return KEY_PREFIX + key

@@ -31,6 +31,11 @@ DEFAULT_CLASSIFICATION = {
     "done_marker_removed": BREAKING,
     "text_mode_changed": BREAKING,
     "reassembled_text_changed": BREAKING,
+    # Across models (diff.shapes): the answer's shape.
+    "content_block_type_removed": BREAKING,
+    "tool_call_added": BREAKING,
+    "stop_reason_changed": BREAKING,
+    "structured_output_invalid": BREAKING,
 }
 
 # Kinds that come in mirrored pairs: diff(b, a) reports the mirror of what diff(a, b) reports.

@@ -10,6 +10,7 @@ from migrations_audit.sse import parse_sse
 from .changes import Change
 from .json_diff import json_diff
 from .noise import NoiseModel
+from .shapes import shape_changes
 from .streams import stream_diff
 
 # Error messages name the request field at fault in a few shapes: "temperature: Extra inputs are
@@ -56,10 +57,13 @@ class ResponseSnapshot:
 
 
 def compare_responses(
-    a: ResponseSnapshot, b: ResponseSnapshot, *, noise: NoiseModel | None = None
+    a: ResponseSnapshot, b: ResponseSnapshot, *, noise: NoiseModel | None = None, request_body: bytes = b""
 ) -> list[Change]:
     """The changes from `a` to `b`, classed by the versioning promise and the noise model (known
-    volatile headers and values when none is given). Explaining them is rules.changes_explain."""
+    volatile headers and values when none is given). Explaining them is rules.changes_explain.
+
+    Across models (`noise.across_models`), the generated answer is noise and its shape is compared
+    instead (diff.shapes; `request_body` gives the schema a structured output must follow)."""
     noise = noise or _DEFAULT_NOISE
     if a.accepted != b.accepted:
         # Comparing a success's body with an error's says nothing more than the outcome itself.
@@ -75,7 +79,10 @@ def compare_responses(
         changes.extend(stream_diff(a.stream_events(), b.stream_events()))
     elif a.body != b.body:
         changes.extend(json_diff(a.json(), b.json()))
-    return noise.classify(changes)
+    changes = noise.classify(changes)
+    if noise.across_models:
+        changes.extend(shape_changes(a, b, request_body=request_body))
+    return changes
 
 
 def headers_diff(a: dict, b: dict, *, noise: NoiseModel) -> list[Change]:

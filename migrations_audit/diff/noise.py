@@ -100,6 +100,9 @@ class NoiseModel:
     patterns: bool = True
     # Set when one side of the comparison is the recorded response and the other a replay.
     against_recording: bool = False
+    # Set when the two sides were sent to different models (two variants): the generated answer
+    # differs by nature; its shape is compared apart (diff.shapes).
+    across_models: bool = False
 
     @classmethod
     def for_upstream(cls, *, volatile_headers=()) -> "NoiseModel":
@@ -130,7 +133,9 @@ class NoiseModel:
             rate = varying.get((change.kind, path_pattern(change.path))) if varying else None
             if rate is None and change.kind in _VALUE_KINDS and self.patterns and _looks_volatile(change):
                 rate = 0.0  # volatile by nature: no sample measured how often
-            if rate is None and self.against_recording and _is_generated(change):
+            if rate is None and (self.against_recording or self.across_models) and _is_generated(change):
+                rate = 0.0
+            if rate is None and self.across_models and _is_generated_answer(change):
                 rate = 0.0
             if rate is not None:
                 change.classification = NOISE
@@ -158,3 +163,18 @@ def _is_generated(change: Change) -> bool:
     if parent in _GENERATED_PARENTS and isinstance(change.before, int | float):
         return True
     return last in _GENERATED_FIELDS and isinstance(change.before, str)
+
+
+# Across models, where the answer is generated: its blocks, stop reason, model, usage and id.
+_ANSWER_ROOTS = ("/content", "/stop_reason", "/stop_sequence", "/model", "/usage", "/id")
+_STREAM_SHAPE_KINDS = frozenset(
+    {"stream_framing_changed", "done_marker_added", "done_marker_removed", "text_mode_changed"}
+)
+
+
+def _is_generated_answer(change: Change) -> bool:
+    """A difference inside the generated answer, between two models (diff.shapes compares its shape)."""
+    path = change.path
+    if path.startswith("stream:"):
+        return change.kind not in _STREAM_SHAPE_KINDS
+    return any(path == root or path.startswith(root + "/") for root in _ANSWER_ROOTS)

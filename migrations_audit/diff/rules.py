@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from migrations_audit.model_rules import model_violations, rule_ref
+from migrations_audit.model_rules import model_matches, model_violations, rule_ref
 
 from .changes import NOISE, Change
 from .request_check import is_dated_version, request_violations
+from .shapes import SHAPE_KINDS
 
 RULESETS = Path(__file__).parent / "rulesets"
 
@@ -92,6 +93,9 @@ def changes_explain(
             _explain_outcome(change, rules, version_from, version_to, endpoint, request_body)
             if change.rule_key is None and model_rules:
                 _explain_outcome_by_model(change, model_rules, endpoint, request_body, model)
+            continue
+        if change.kind in SHAPE_KINDS:
+            _explain_shape(change, model_rules, model)
             continue
         for rule in rules:
             match = rule.match or {}
@@ -177,6 +181,16 @@ def _explain_outcome_by_model(change, model_rules, endpoint, request_body, model
         if same_error or (change.path != "outcome" and fields_related(change.path, violation.field)):
             if change.path == "outcome":
                 change.path = violation.field
+            _attach(change, rule, key=rule_ref(rule.key))
+            return
+
+
+def _explain_shape(change: Change, model_rules, model: str) -> None:
+    """A shape change across models: the shape rule of the model ruleset (`{"response_shape": kind}`)
+    that holds for the model answering explains it, with its classification."""
+    for rule in model_rules:
+        shape = (rule.match or {}).get("response_shape")
+        if shape == change.kind and (not model or model_matches(rule.model_pattern, model)):
             _attach(change, rule, key=rule_ref(rule.key))
             return
 

@@ -22,6 +22,7 @@ from migrations_audit.model_rules import (
     model_ruleset_load,
     model_violations,
     request_model,
+    shape_ruleset_load,
 )
 from migrations_audit.models import (
     ChangelogRule,
@@ -75,7 +76,7 @@ def model_rules_install(*, upstream: Upstream, ruleset: str = "anthropic", overw
     into the upstream's ModelRule rows; returns how many were written. Idempotent, as
     changelog_rules_install: rules the admin edited stay as they are unless `overwrite`."""
     written = 0
-    for spec in model_ruleset_load(ruleset):
+    for spec in model_ruleset_load(ruleset) + shape_ruleset_load(ruleset):
         values = {
             "model_pattern": spec.model_pattern,
             "title": spec.title,
@@ -357,8 +358,11 @@ def _exchange_compare(
     against_recording = replace(noise, against_recording=True)
     for version_from, version_to in _version_pairs(run, upstream, primary):
         recorded = version_from not in replayed or version_to not in replayed
+        pair_noise = against_recording if recorded else noise
+        if _models_differ(run, version_from, version_to, recorded_model):
+            pair_noise = replace(pair_noise, across_models=True)
         changes = compare_responses(
-            primary[version_from], primary[version_to], noise=against_recording if recorded else noise
+            primary[version_from], primary[version_to], noise=pair_noise, request_body=request_body
         )
         changes = changes_explain(
             changes,
@@ -374,6 +378,14 @@ def _exchange_compare(
         )
         compared.append((version_from, version_to, changes))
     return _ExchangeDiff(exchange=exchange, compared=compared, replayed=replayed)
+
+
+def _models_differ(run: ReplayRun, version_from: str, version_to: str, recorded_model: str) -> bool:
+    """Whether the two sides were sent to different models (a variant may map the recorded one)."""
+    if not recorded_model:
+        return False
+    models = {run_variant(run, label).model_for(recorded_model) for label in (version_from, version_to)}
+    return len(models) > 1
 
 
 def _noise_known(*, upstream_id: int, endpoint: str, versions: list[str]) -> dict[tuple[str, str], float]:

@@ -22,6 +22,12 @@ class Migration(models.Model):
     upstream = models.ForeignKey(Upstream, on_delete=models.CASCADE, related_name="migrations")
     name = models.CharField(max_length=200)
     target_version = models.CharField(max_length=50)
+    target_model = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="With a target model, a client is migrated when its traffic shows the target version "
+        "and this model (the `model` its requests name), e.g. claude-sonnet-5.",
+    )
     from_versions = models.JSONField(default=list, help_text="The versions clients migrate away from.")
     deadline = models.DateField()
     quiet_period_days = models.PositiveSmallIntegerField(
@@ -43,7 +49,12 @@ class Migration(models.Model):
         ordering = ["deadline", "name"]
 
     def __str__(self):
-        return f"{self.name} ({self.upstream.slug} -> {self.target_version})"
+        return f"{self.name} ({self.upstream.slug} -> {self.target_label})"
+
+    @property
+    def target_label(self) -> str:
+        """The target as a variant is spelled: `VERSION[@MODEL]`."""
+        return f"{self.target_version}@{self.target_model}" if self.target_model else self.target_version
 
     @property
     def is_active(self) -> bool:

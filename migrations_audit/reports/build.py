@@ -16,6 +16,7 @@ from migrations_audit.models import (
 from migrations_audit.tracking.verdicts import clients_affected_report
 
 from .acknowledgements import acknowledgements_active, request_findings_open
+from .economics import variant_economics
 from .findings import gate_evaluate, request_signature, trend_compute
 
 SCHEMA_VERSION = 2
@@ -107,6 +108,8 @@ def report_payload(
         "clients_affected": clients,
         "migration": _migration(migration) if migration else None,
         "versions_in_use": _versions_in_use(upstream),
+        # Two variants of a run with usage: per client, the monthly cost and p95 latency change.
+        "economics": variant_economics(upstream=upstream, version_from=version_from, version_to=version_to),
     }
     payload["gate"] = gate_evaluate(payload)
     payload["trend"] = trend_compute(previous=previous, current=payload)
@@ -176,7 +179,7 @@ def _migration(migration: Migration) -> dict:
 
     return {
         "name": migration.name,
-        "target_version": migration.target_version,
+        "target_version": migration.target_label,
         "deadline": migration.deadline.isoformat(),
         "status_counts": {
             column.status: len(column.states) for column in migration_board(migration=migration)

@@ -12,6 +12,12 @@ from migrations_audit.models import Client, Status
 class MigrationForm(forms.Form):
     name = forms.CharField(max_length=200)
     target_version = forms.ChoiceField()
+    target_model = forms.CharField(
+        max_length=100,
+        required=False,
+        help_text="Optional: the model clients move to (e.g. claude-sonnet-5). A client is migrated when "
+        "its traffic shows the target version and this model.",
+    )
     from_versions = forms.MultipleChoiceField(
         widget=forms.CheckboxSelectMultiple, help_text="The versions clients migrate away from."
     )

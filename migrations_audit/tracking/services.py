@@ -22,6 +22,7 @@ from migrations_audit.models import (
     Team,
     Upstream,
 )
+from migrations_audit.replay.variants import saved_variant
 
 from . import traffic as traffic_facts
 from .accidental import accidental_migration
@@ -38,6 +39,7 @@ def migration_create(
     name: str,
     target_version: str,
     deadline: date,
+    target_model: str = "",
     from_versions: list[str] | None = None,
     quiet_period_days: int = 7,
     at_risk_window_days: int = 14,
@@ -47,6 +49,9 @@ def migration_create(
     """A new migration. Without `clients`, every client of the upstream is in scope."""
     if not target_version:
         raise ValidationError("A migration needs a target version.")
+    target_version, target_model = migration_target_parse(
+        upstream=upstream, spelled=target_version, model=target_model
+    )
     if from_versions is None:
         from_versions = [upstream.baseline_version] if upstream.baseline_version else []
     from_versions = [version for version in from_versions if version and version != target_version]
@@ -57,6 +62,7 @@ def migration_create(
             upstream=upstream,
             name=name,
             target_version=target_version,
+            target_model=target_model,
             from_versions=from_versions,
             deadline=deadline,
             quiet_period_days=quiet_period_days,
@@ -67,6 +73,21 @@ def migration_create(
         if clients:
             migration.clients.set(clients)
     return migration
+
+
+def migration_target_parse(*, upstream: Upstream, spelled: str, model: str = "") -> tuple[str, str]:
+    """(version, model) of a migration's target: a version, `VERSION@MODEL`, or a saved variant's
+    name (its version, and the model it maps every model to)."""
+    spelled = spelled.strip()
+    saved = upstream.variants.filter(name=spelled).first()
+    if saved is not None:
+        variant = saved_variant(saved)
+        return variant.version, model.strip() or variant.model_map.get("*", "")
+    version, _, at_model = spelled.partition("@")
+    model = model.strip() or at_model.strip()
+    if len(model) > 100:
+        raise ValidationError("A target model id has at most 100 characters.")
+    return version.strip(), model
 
 
 def status_derive(
@@ -80,7 +101,9 @@ def status_derive(
 
     `impact`: the cards of the changes the client is affected by (verdicts.client_verdicts), on its
     own evidence only: what it might be affected by never moves a status."""
-    target = migration.target_version
+    # A target variant (version and model): the facts' versions are split by model
+    # (traffic.versions_with_models), and only the target's version with its model is the target.
+    target = migration.target_label
     versions = facts.versions
     old = {version: info for version, info in versions.items() if version != target}
     on_target = versions.get(target)
@@ -201,9 +224,20 @@ def migration_refresh(*, migration: Migration, now: datetime | None = None) -> l
         facts=facts_by_client,
         examples=True,
     )
+    if migration.target_model:
+        by_model = traffic_facts.models_on_version(
+            client_ids=list(facts_by_client), version=migration.target_version
+        )
     derived = []
     for client in clients:
         facts = facts_by_client[client.pk]
+        if migration.target_model:
+            facts.versions = traffic_facts.versions_with_models(
+                facts.versions,
+                version=migration.target_version,
+                model=migration.target_model,
+                models=by_model[client.pk],
+            )
         verdict = verdicts.get(client.pk)
         impact = verdict.affected if verdict else []
         accidental = accidental_migration(facts=facts, exchanges=Exchange.objects.filter(client=client))

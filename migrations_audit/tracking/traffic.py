@@ -273,3 +273,59 @@ def _json_object(body) -> dict:
     except ValueError:
         return {}
     return decoded if isinstance(decoded, dict) else {}
+
+
+def models_on_version(*, client_ids: list[int], version: str) -> dict[int, dict[str, dict]]:
+    """Per client, the models its requests on `version` name (JSON body `model`), each with
+    {"requests", "first_at", "last_at", "example_ids"}. Reads the bodies of that version's requests
+    only (a migration's target: little traffic until clients move), one at a time."""
+    out: dict[int, dict[str, dict]] = {client_id: {} for client_id in client_ids}
+    rows = (
+        Exchange.objects.filter(client_id__in=client_ids, api_version=version)
+        .values_list("client_id", "id", "started_at", "request_body")
+        .iterator(chunk_size=500)
+    )
+    for client_id, exchange_id, started_at, body in rows:
+        info = out[client_id].setdefault(
+            _body_model(bytes(body or b"")),
+            {"requests": 0, "first_at": started_at, "last_at": started_at, "example_ids": []},
+        )
+        info["requests"] += 1
+        info["first_at"] = min(info["first_at"], started_at)
+        if started_at >= info["last_at"]:
+            info["last_at"] = started_at
+            info["example_ids"] = [exchange_id]
+    return out
+
+
+def versions_with_models(
+    versions: dict[str, dict], *, version: str, model: str, models: dict[str, dict]
+) -> dict[str, dict]:
+    """A client's versions with `version` split by model (`VERSION@MODEL`): what a target variant
+    (`version` and `model`) is compared with. A request naming no model (listing models, say)
+    contradicts no target and counts with it."""
+    out = {label: info for label, info in versions.items() if label != version}
+    for named, info in models.items():
+        label = f"{version}@{named or model}"
+        if label in out:
+            known = out[label]
+            newer = info if info["last_at"] >= known["last_at"] else known
+            info = {
+                "requests": known["requests"] + info["requests"],
+                "first_at": min(known["first_at"], info["first_at"]),
+                "last_at": newer["last_at"],
+                "example_ids": newer["example_ids"],
+            }
+        out[label] = info
+    return out
+
+
+def _body_model(body: bytes) -> str:
+    if body[:1] != b"{":
+        return ""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return ""
+    model = document.get("model") if isinstance(document, dict) else None
+    return model if isinstance(model, str) else ""

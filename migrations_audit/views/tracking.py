@@ -132,6 +132,7 @@ def migrations(request, slug):
             upstream=upstream,
             name=data["name"],
             target_version=data["target_version"],
+            target_model=data.get("target_model") or "",
             from_versions=data["from_versions"],
             deadline=data["deadline"],
             quiet_period_days=data["quiet_period_days"],

@@ -23,7 +23,7 @@ from migrations_audit.diff.services import (
     snapshot_from_result,
 )
 from migrations_audit.emulator import EmulatorOptions, respond
-from migrations_audit.model_rules import model_ruleset_load, model_violations, rule_ref
+from migrations_audit.model_rules import model_ruleset_load, model_violations, rule_ref, shape_ruleset_load
 from migrations_audit.models import (
     Client,
     Difference,
@@ -38,6 +38,7 @@ from migrations_audit.reports.build import report_payload
 from migrations_audit.tracking.verdicts import client_verdicts
 
 SPECS = {spec.key: spec for spec in model_ruleset_load("anthropic")}
+SHAPES = {spec.key for spec in shape_ruleset_load("anthropic")}  # explain shapes across models
 BUDGET = {"type": "enabled", "budget_tokens": 2048}
 HI = [{"role": "user", "content": "Hi"}]
 PREFILL = [*HI, {"role": "assistant", "content": "{"}]
@@ -252,7 +253,7 @@ def record(upstream, raw: bytes, *, who: Client, version: str = "2023-06-01") ->
 
 @pytest.mark.django_db
 def test_model_rules_are_installed_for_anthropic_upstreams_and_keep_admin_edits(upstream):
-    assert set(upstream.model_rules.values_list("key", flat=True)) == set(SPECS)
+    assert set(upstream.model_rules.values_list("key", flat=True)) == set(SPECS) | SHAPES
     rule = ModelRule.objects.get(upstream=upstream, key="opus-4-8-temperature")
     assert (rule.error_status, rule.error_type, rule.error_message) == (
         400,
@@ -263,7 +264,7 @@ def test_model_rules_are_installed_for_anthropic_upstreams_and_keep_admin_edits(
     rule.save()
     assert model_rules_install(upstream=upstream) == 0
     assert ModelRule.objects.get(pk=rule.pk).title == "Edited in the admin"
-    assert model_rules_install(upstream=upstream, overwrite=True) == len(SPECS)
+    assert model_rules_install(upstream=upstream, overwrite=True) == len(SPECS) + len(SHAPES)
 
 
 @pytest.mark.django_db
@@ -458,7 +459,7 @@ def test_a_new_anthropic_upstream_gets_the_model_rules_and_its_target_model_is_a
     assert client.post("/settings/upstreams/new/", form).status_code == 302
     upstream = Upstream.objects.get(slug="anthropic-eu")
     assert upstream.target_model == "claude-sonnet-5"
-    assert set(upstream.model_rules.values_list("key", flat=True)) == set(SPECS)
+    assert set(upstream.model_rules.values_list("key", flat=True)) == set(SPECS) | SHAPES
 
 
 @pytest.mark.django_db
