@@ -293,11 +293,15 @@ def product(stack, upstream_a):
 
 
 @pytest.fixture
-def tasks_eager():
+def tasks_eager(monkeypatch):
     """Tasks queued during the test run at once, in the test's process (for tests that run the
-    on-commit hooks with django_capture_on_commit_callbacks(execute=True))."""
+    on-commit hooks with django_capture_on_commit_callbacks(execute=True)). Replay batches are not
+    sent: they need an upstream and a worker (tests that replay start real ones), and run inline
+    they would retry an absent upstream by queueing themselves again, recursively."""
     from dashboard.celery import app
+    from migrations_audit.replay import batching
 
+    monkeypatch.setattr(batching, "_send", lambda result_ids, countdown: None)
     before = (app.conf.task_always_eager, app.conf.task_eager_propagates)
     app.conf.task_always_eager = app.conf.task_eager_propagates = True
     yield
