@@ -19,6 +19,7 @@ from django.utils.dateparse import parse_datetime
 from migrations_audit.models import Exchange, ReplayResult, ReplayRun
 
 from .batching import IDS_PER_QUERY, queue_rows
+from .diffing import run_complete_if_done
 
 
 def exchanges_select(*, upstream, selection: dict):
@@ -95,6 +96,9 @@ def run_prepare(*, run_id: int) -> None:
     while more:
         with transaction.atomic():
             more = chunk_prepare(run)
+    # Its batches may all have finished before the last chunk was made: nothing else would complete
+    # the run then but the reconcile tick.
+    run_complete_if_done(run_id)
 
 
 def _unsampled(run: ReplayRun):
