@@ -103,14 +103,13 @@ def hex_preview(raw: bytes) -> str:
 
 
 def _is_binary(raw: bytes) -> bool:
+    """Bytes that are not text: a NUL, or more than a few undecodable bytes in ten (text with a stray
+    bad byte is still text, shown with a replacement character)."""
     sample = raw[:65536]
     if b"\x00" in sample:
         return True
-    try:
-        sample.decode("utf-8")
-    except UnicodeDecodeError as error:
-        return error.start < len(sample) - 4  # a character cut by the sample's end is still text
-    return False
+    text = sample.decode("utf-8", errors="replace")
+    return text.count("\ufffd") > max(4, len(text) // 10)
 
 
 def _multipart(raw: bytes, content_type: str) -> PreparedBody:
