@@ -62,12 +62,9 @@ def changelog_rules_install(
             "match": spec.match,
             "documentation_url": spec.documentation_url,
         }
-        if overwrite:
-            ChangelogRule.objects.update_or_create(upstream=upstream, key=spec.key, defaults=values)
-            written += 1
-        else:
-            _, created = ChangelogRule.objects.get_or_create(upstream=upstream, key=spec.key, defaults=values)
-            written += created
+        written += _rule_write(
+            ChangelogRule, upstream=upstream, key=spec.key, values=values, overwrite=overwrite
+        )
     return written
 
 
@@ -89,13 +86,17 @@ def model_rules_install(*, upstream: Upstream, ruleset: str = "anthropic", overw
             "documentation_url": spec.documentation_url,
             "source": spec.source,
         }
-        if overwrite:
-            ModelRule.objects.update_or_create(upstream=upstream, key=spec.key, defaults=values)
-            written += 1
-        else:
-            _, created = ModelRule.objects.get_or_create(upstream=upstream, key=spec.key, defaults=values)
-            written += created
+        written += _rule_write(ModelRule, upstream=upstream, key=spec.key, values=values, overwrite=overwrite)
     return written
+
+
+def _rule_write(model, *, upstream: Upstream, key: str, values: dict, overwrite: bool) -> int:
+    """Store one shipped rule; 1 if written. A rule already there keeps its edits unless `overwrite`."""
+    if overwrite:
+        model.objects.update_or_create(upstream=upstream, key=key, defaults=values)
+        return 1
+    _, created = model.objects.get_or_create(upstream=upstream, key=key, defaults=values)
+    return int(created)
 
 
 def snapshot_from_exchange(exchange: Exchange) -> ResponseSnapshot:
