@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -24,12 +23,11 @@ from django.core.exceptions import ValidationError
 from django.test import RequestFactory
 
 from migrations_audit import services
-from migrations_audit.capture.recording import CapturedExchange
-from migrations_audit.capture.services import exchanges_record
 from migrations_audit.models import Exchange, ReplayResult, ReplayRun, Team, Upstream
 from migrations_audit.replay.runs import ReplayError, run_start
 from migrations_audit.upstream_guard import NOT_ALLOWED
 from tests.conftest import child_env
+from tests.replay.test_replay import record as recorded_messages
 from tests.support.servers import PROJECT_ROOT, PROXY_APP, free_port, running, uvicorn_args
 
 NOT_LOOPBACK = "api.anthropic.com"  # an allow-list that does not cover the servers of these tests
@@ -202,21 +200,7 @@ def recorded_one(*, timeout: float = 20) -> Exchange:
 
 
 def record(upstream: Upstream, count: int = 2) -> None:
-    exchanges_record(
-        upstream=upstream,
-        source="proxy",
-        captured=[
-            CapturedExchange(
-                method="POST",
-                path="/v1/messages",
-                request_headers=dict(HEADERS),
-                request_body=json.dumps({**MESSAGE, "n": n}).encode(),
-                started_at=datetime(2026, 11, 1, tzinfo=UTC),
-                status=200,
-            )
-            for n in range(count)
-        ],
-    )
+    recorded_messages(upstream, count, headers=HEADERS, body=MESSAGE)
 
 
 def finish(run: ReplayRun, timeout: float = 90) -> ReplayRun:
